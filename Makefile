@@ -1,0 +1,56 @@
+# SPDX-License-Identifier: GPL-2.0
+#
+# rloop: out-of-tree build and test entry points. `make help` lists them.
+# Kbuild reads ./Kbuild for the module itself.
+
+SCRIPTS := $(CURDIR)/scripts
+export KDIR
+
+.PHONY: all modules clean kdir deps kernel vm demo check test-host test-vm help
+
+all: modules
+
+## make: build rloop.ko against KDIR (default: the cached test kernel)
+modules:
+	@$(SCRIPTS)/kmake.sh modules
+
+## make clean: remove build products of the module
+clean:
+	@$(SCRIPTS)/kmake.sh clean
+	@rm -rf tests/host/target
+
+## make kdir: print the path of the cached test-kernel build tree
+kdir:
+	@RLOOP_QUIET=1 $(SCRIPTS)/deps.sh
+	@RLOOP_QUIET=1 $(SCRIPTS)/kernel-build.sh test
+
+## make deps: install host dependencies (Debian packages, bindgen, virtme-ng)
+deps:
+	@$(SCRIPTS)/deps.sh
+
+## make kernel: fetch and build the cached test kernel
+kernel: deps
+	@$(SCRIPTS)/kernel-build.sh test >/dev/null
+
+## make vm: interactive shell in the test VM, project directory mounted
+vm: modules
+	@$(SCRIPTS)/vm.sh --shell
+
+## make demo: build what is missing, boot the VM and show rloop at work
+demo: modules
+	@$(SCRIPTS)/vm.sh -- $(CURDIR)/tests/demo.sh
+
+## make check: the full test suite (host cargo test, then the VM suite)
+check: test-host test-vm
+
+## make test-host: host-side cargo test of the kernel-free logic
+test-host: deps
+	@$(SCRIPTS)/test-host.sh
+
+## make test-vm: the in-VM test suite
+test-vm: modules
+	@$(SCRIPTS)/vm.sh --dmesg $(CURDIR)/results/dmesg-check.txt -- $(CURDIR)/tests/run.sh
+
+## make help: list the targets
+help:
+	@sed -n 's/^## make \([^:]*\): /  \1\t/p' $(MAKEFILE_LIST) | expand -t 16

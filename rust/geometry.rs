@@ -1,0 +1,29 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Size and block-size arithmetic of a loop device.
+//!
+//! Kernel-free: it uses only `core`, so host `cargo test` (tests/host)
+//! compiles this file unchanged.
+
+/// Log2 of the 512-byte sector that block layer capacities count in.
+pub(crate) const SECTOR_SHIFT: u32 = 9;
+
+/// Capacity, in 512-byte sectors, of a loop device over a file of
+/// `file_size` bytes, starting `offset` bytes into it and limited to
+/// `sizelimit` bytes unless that is 0. Matches loop.c's `get_size()`: an
+/// offset past the end gives an empty device, and a partial trailing sector
+/// is dropped.
+pub(crate) fn capacity_sectors(file_size: u64, offset: u64, sizelimit: u64) -> u64 {
+    let mut bytes = file_size.saturating_sub(offset);
+    if sizelimit > 0 && sizelimit < bytes {
+        bytes = sizelimit;
+    }
+    bytes >> SECTOR_SHIFT
+}
+
+/// Whether `size` is a usable logical block size: a power of two from 512
+/// to `max_block_size` (`BLK_MAX_BLOCK_SIZE`: 64 KiB with transparent huge
+/// pages, else the page size), as `blk_validate_block_size()` requires.
+pub(crate) fn is_valid_block_size(size: u32, max_block_size: u32) -> bool {
+    size.is_power_of_two() && (512..=max_block_size).contains(&size)
+}

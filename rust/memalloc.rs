@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Memory allocation scopes.
+//!
+//! C header: [`include/linux/sched/mm.h`](srctree/include/linux/sched/mm.h)
+//!
+//! A loop device's worker does I/O to a file that may sit on a block device.
+//! If its allocations could recurse into the block layer for reclaim, the
+//! loop device would wait on itself. [`NoIoScope`] marks a section in which
+//! every allocation of the current task behaves as `GFP_NOIO`.
+
+use crate::helpers_ffi;
+use core::marker::PhantomData;
+use kernel::ffi::c_uint;
+
+/// A `memalloc_noio_save()` section of the current task, ended on drop.
+///
+/// # Invariants
+///
+/// `flags` is the value `memalloc_noio_save()` returned on this task when
+/// the scope was entered. Scopes nest and end in reverse order, since the
+/// type is neither [`Send`] nor movable out of its task's stack frame in a
+/// way that reorders drops.
+pub(crate) struct NoIoScope {
+    flags: c_uint,
+    // `memalloc_noio_restore()` must run on the task that saved.
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl NoIoScope {
+    /// Enters a no-I/O allocation scope on the current task.
+    pub(crate) fn enter() -> Self {
+        // SAFETY: `rloop_memalloc_noio_save` only sets a flag of `current`.
+        let flags = unsafe { helpers_ffi::rloop_memalloc_noio_save() };
+        // INVARIANT: `flags` was just returned by `memalloc_noio_save()`.
+        Self {
+            flags,
+            _not_send: PhantomData,
+        }
+    }
+
+    /// Returns whether the current task is inside a no-I/O scope.
+    pub(crate) fn is_active() -> bool {
+        // SAFETY: `rloop_memalloc_noio_active` only reads a flag of `current`.
+        unsafe { helpers_ffi::rloop_memalloc_noio_active() }
+    }
+}
+
+impl Drop for NoIoScope {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant, `self.flags` came from
+        // `memalloc_noio_save()` on this task, and inner scopes have ended.
+        unsafe { helpers_ffi::rloop_memalloc_noio_restore(self.flags) };
+    }
+}

@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# Build (or reuse) a cached kernel for rloop. Usage: kernel-build.sh [VARIANT]
+# VARIANT names a config fragment in scripts/kconfig/ (default: test).
+# Prints the absolute path of the build tree (usable as KDIR) on stdout.
+#
+# The cache key covers the kernel version, the config fragment and the
+# toolchain, so a change to any of them builds a new tree. A tree is reused
+# only when its completion stamp is present and its products exist.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+variant=${1:-test}
+RLOOP_STEP=kernel-build/$variant
+fragment=$RLOOP_ROOT/scripts/kconfig/$variant.config
+[ -f "$fragment" ] || die "no config fragment $fragment" "use one of: $(ls "$RLOOP_ROOT/scripts/kconfig")"
+
+src=$("$RLOOP_ROOT/scripts/kernel-source.sh")
+version=$(make -s -C "$src" kernelversion)
+# Bump when the way the config is assembled changes.
+method=allnoconfig+merge/1
+key=$( { cat "$src/.rloop-unpacked"; echo "$method"; cat "$fragment"; toolchain_id; } |
+	sha256sum | cut -c1-12)
+out=$RLOOP_CACHE/kbuild/$variant-$version-$key
+stamp=$out/.rloop-complete
+
+products=(arch/x86/boot/bzImage vmlinux Module.symvers modules.order
+	rust/kernel.rmeta scripts/target.json include/generated/rustc_cfg)
+
+complete() {
+	[ -f "$stamp" ] || return 1
+	local f
+	for f in "${products[@]}"; do
+		[ -s "$out/$f" ] || return 1
+	done
+}
+
+if complete; then
+	log "reusing $out"
+	echo "$out"
+	exit 0
+fi
+
+if [ -f "$stamp" ]; then
+	log "cached build $out is broken (a product is missing); rebuilding it"
+	rm -f "$stamp"
+fi
+
+build() {
+	mkdir -p "$out"
+	if [ ! -f "$out/.rloop-configured" ]; then
+		log "configuring: allnoconfig + $(basename "$fragment")"
+		kernel_make "$src" O="$out" -s allnoconfig >/dev/null || return 1
+		(cd "$out" && KCONFIG_CONFIG=.config \
+			"$src/scripts/kconfig/merge_config.sh" -m -O "$out" .config "$fragment" >/dev/null) || return 1
+		kernel_make "$src" O="$out" -s olddefconfig >/dev/null || return 1
+		# Every option the fragment sets must have survived olddefconfig.
+		local bad=()
+		while IFS= read -r line; do
+			case $line in
+			CONFIG_*=n) grep -qx "# ${line%=n} is not set" "$out/.config" || bad+=("$line") ;;
+			CONFIG_*=*) grep -qxF "$line" "$out/.config" || bad+=("$line") ;;
+			esac
+		done < <(grep -E '^CONFIG_' "$fragment")
+		if [ ${#bad[@]} -gt 0 ]; then
+			kernel_make "$src" O="$out" -s rustavailable >&2 || true
+			die "config options not applied: ${bad[*]}" \
+				"check the toolchain (make rustavailable above) and the dependencies of these options"
+		fi
+		touch "$out/.rloop-configured"
+	fi
+
+	local jobs=$(($(nproc) + 1))
+	progress "building Linux $version ($variant) in $out with -j$jobs; log in $out/build.log"
+	local start=$SECONDS
+	kernel_make "$src" O="$out" -j"$jobs" bzImage modules >"$out/build.log" 2>&1 &
+	local pid=$!
+	while kill -0 "$pid" 2>/dev/null; do
+		sleep 30
+		kill -0 "$pid" 2>/dev/null || break
+		progress "$(( (SECONDS - start) / 60 ))m$(( (SECONDS - start) % 60 ))s: $(grep -c -E '^  (CC|RUSTC|AS|LD)' "$out/build.log" || true) objects, at: $(grep -E '^  (CC|RUSTC|AS|LD)' "$out/build.log" | tail -n1 | awk '{print $NF}')"
+	done
+	wait "$pid" || return 1
+	progress "built in $(( (SECONDS - start) / 60 ))m$(( (SECONDS - start) % 60 ))s"
+}
+
+if ! build; then
+	tail -n 30 "$out/build.log" >&2 || true
+	if [ -d "$out" ] && [ -z "${RLOOP_RETRIED:-}" ]; then
+		log "build failed; wiping $out and building from scratch once"
+		rm -rf "$out"
+		RLOOP_RETRIED=1 build || die "kernel build failed (see $out/build.log)" \
+			"read the log; a toolchain problem shows up in 'make rustavailable'"
+	else
+		die "kernel build failed (see $out/build.log)" "read the log"
+	fi
+fi
+
+for f in "${products[@]}"; do
+	[ -s "$out/$f" ] || die "build finished but $f is missing" "remove $out and rerun"
+done
+date -u +%FT%TZ >"$stamp"
+echo "$out"

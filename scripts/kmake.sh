@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Run Kbuild for the rloop module: kmake.sh [TARGET...] (default: modules).
+# KDIR (environment) selects the kernel tree; without it, the cached test
+# kernel is set up and used. The compiler follows the tree's .config: a
+# clang-built tree gets LLVM=..., a gcc-built tree gets none.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+RLOOP_STEP=kmake
+
+if [ -z "${KDIR:-}" ]; then
+	"$RLOOP_ROOT/scripts/deps.sh"
+	KDIR=$("$RLOOP_ROOT/scripts/kernel-build.sh" test)
+fi
+[ -f "$KDIR/.config" ] || die "$KDIR is not a configured kernel tree" \
+	"pass KDIR=/path/to/a/7.2/build/tree (with 'make modules_prepare' done)"
+grep -q '^CONFIG_RUST=y' "$KDIR/.config" || die "$KDIR has no CONFIG_RUST=y" \
+	"rebuild that kernel with CONFIG_RUST=y, or omit KDIR to use the cached test kernel"
+[ -f "$KDIR/rust/kernel.rmeta" ] || die "$KDIR has no Rust metadata (rust/kernel.rmeta)" \
+	"run 'make modules_prepare' in $KDIR with the same rustc ($RUSTC)"
+
+args=(RUSTC="$RUSTC" BINDGEN="$BINDGEN")
+if grep -q '^CONFIG_CC_IS_CLANG=y' "$KDIR/.config"; then
+	if [ -n "${LLVM:-}" ]; then
+		args+=(LLVM="$LLVM")
+	elif [ -x "${LLVM_PREFIX}clang" ]; then
+		args+=(LLVM="$LLVM_PREFIX")
+	else
+		args+=(LLVM=1)
+	fi
+fi
+[ $# -gt 0 ] || set -- modules
+exec make -C "$KDIR" M="$RLOOP_ROOT" "${args[@]}" "$@"

@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Boot the cached test kernel with virtme-ng under TCG and run a command.
+#
+#   vm.sh [options] -- COMMAND [ARG...]   run COMMAND in the guest, in the
+#                                         project directory; exit with its status
+#   vm.sh [options] --shell               interactive shell
+#
+# Options (or environment):
+#   --cpus N         (RLOOP_VM_CPUS, default 2)
+#   --memory SIZE    (RLOOP_VM_MEMORY, default 4G)
+#   --dmesg FILE     where the guest's full dmesg is saved on the host
+#                    (default: results/dmesg-vm.txt)
+#   --timeout SECS   kill the VM after SECS (RLOOP_VM_TIMEOUT, default 5400)
+#   --variant NAME   kernel variant (default: test)
+#
+# The guest root is the host's, read-only with tmpfs overlays (virtme-ng
+# over 9p). The project directory is the guest's working directory; the
+# results directory is writable. KVM here is PVM-based and hangs a normal
+# guest, so QEMU always runs under TCG.
+set -euo pipefail
+. "$(dirname "$0")/lib.sh"
+RLOOP_STEP=vm
+
+cpus=${RLOOP_VM_CPUS:-2}
+memory=${RLOOP_VM_MEMORY:-4G}
+timeout_s=${RLOOP_VM_TIMEOUT:-5400}
+variant=test
+results=$RLOOP_ROOT/results
+dmesg_file=$results/dmesg-vm.txt
+shell=
+while [ $# -gt 0 ]; do
+	case $1 in
+	--cpus) cpus=$2; shift 2 ;;
+	--memory) memory=$2; shift 2 ;;
+	--dmesg) dmesg_file=$2; shift 2 ;;
+	--timeout) timeout_s=$2; shift 2 ;;
+	--variant) variant=$2; shift 2 ;;
+	--shell) shell=1; shift ;;
+	--) shift; break ;;
+	*) die "unknown option $1" "see the usage at the top of $0" ;;
+	esac
+done
+[ -n "$shell" ] || [ $# -gt 0 ] || die "no command given" "vm.sh -- COMMAND, or vm.sh --shell"
+
+"$RLOOP_ROOT/scripts/deps.sh"
+kdir=$("$RLOOP_ROOT/scripts/kernel-build.sh" "$variant")
+
+mkdir -p "$results" "$(dirname "$dmesg_file")"
+# A private, writable exchange directory for this run.
+xchg=$(mktemp -d "$results/.vm.XXXXXX")
+trap 'rm -rf "$xchg"' EXIT
+
+vng=(
+	"$VENV/bin/vng" --run "$kdir" --disable-kvm --force-9p
+	--cpus "$cpus" --memory "$memory"
+	--rwdir "$results" --cwd "$RLOOP_ROOT"
+	--append "log_buf_len=16M"
+)
+
+if [ -n "$shell" ]; then
+	progress "booting $(basename "$kdir") ($cpus CPUs, $memory, TCG); exit the shell to stop"
+	exec "${vng[@]}"
+fi
+
+# The guest runs the command, then saves its dmesg whatever the outcome.
+printf -v cmd '%q ' "$@"
+guest="export RLOOP_IN_VM=1 RLOOP_RESULTS=$(printf %q "$results"); \
+cd $(printf %q "$RLOOP_ROOT") && $cmd; rc=\$?; \
+dmesg > $(printf %q "$xchg")/dmesg.txt; echo \$rc > $(printf %q "$xchg")/rc; exit \$rc"
+
+progress "booting $(basename "$kdir") ($cpus CPUs, $memory, TCG) to run: $*"
+start=$SECONDS
+set +e
+timeout --kill-after=30 "$timeout_s" "${vng[@]}" --exec "$guest" </dev/null
+rc=$?
+set -e
+progress "VM exited with status $rc after $((SECONDS - start))s"
+
+if [ -s "$xchg/dmesg.txt" ]; then
+	cp "$xchg/dmesg.txt" "$dmesg_file"
+	progress "guest dmesg saved to $dmesg_file"
+else
+	progress "no dmesg from the guest (it crashed or timed out)"
+fi
+# The command's own status when the guest reported it.
+if [ -s "$xchg/rc" ]; then
+	rc=$(cat "$xchg/rc")
+elif [ "$rc" -eq 0 ]; then
+	rc=1
+fi
+exit "$rc"
