@@ -8,7 +8,7 @@ DEB_PACKAGES=(
 	rustc-web rust-web-src libclang-19-dev clang-19 lld-19 llvm-19
 	qemu-system-x86 flex bison bc libelf-dev libssl-dev cpio
 	e2fsprogs xfsprogs fio util-linux kmod python3-venv pahole
-	busybox-static jq
+	busybox-static jq udev
 )
 
 RLOOP_STEP=deps/debian
@@ -44,7 +44,9 @@ else
 fi
 
 RLOOP_STEP=deps/virtme-ng
-if [ -x "$VENV/bin/vng" ] && "$VENV/bin/pip" show virtme-ng 2>/dev/null | grep -q "^Version: $VIRTME_NG_VERSION\$"; then
+# Capture first: `grep -q` closing the pipe early would fail pip under pipefail.
+vng_info=$("$VENV/bin/pip" show virtme-ng 2>/dev/null || true)
+if [ -x "$VENV/bin/vng" ] && grep -qx "Version: $VIRTME_NG_VERSION" <<<"$vng_info"; then
 	log "virtme-ng $VIRTME_NG_VERSION present"
 else
 	log "creating venv with virtme-ng $VIRTME_NG_VERSION"

@@ -16,14 +16,14 @@ fragment=$RLOOP_ROOT/scripts/kconfig/$variant.config
 src=$("$RLOOP_ROOT/scripts/kernel-source.sh")
 version=$(make -s -C "$src" kernelversion)
 # Bump when the way the config is assembled changes.
-method=allnoconfig+merge/1
+method=allnoconfig+allconfig/2
 key=$( { cat "$src/.rloop-unpacked"; echo "$method"; cat "$fragment"; toolchain_id; } |
 	sha256sum | cut -c1-12)
 out=$RLOOP_CACHE/kbuild/$variant-$version-$key
 stamp=$out/.rloop-complete
 
 products=(arch/x86/boot/bzImage vmlinux Module.symvers modules.order
-	rust/kernel.rmeta scripts/target.json include/generated/rustc_cfg)
+	rust/libkernel.rmeta scripts/target.json include/generated/rustc_cfg)
 
 complete() {
 	[ -f "$stamp" ] || return 1
@@ -47,11 +47,13 @@ fi
 build() {
 	mkdir -p "$out"
 	if [ ! -f "$out/.rloop-configured" ]; then
-		log "configuring: allnoconfig + $(basename "$fragment")"
-		kernel_make "$src" O="$out" -s allnoconfig >/dev/null || return 1
-		(cd "$out" && KCONFIG_CONFIG=.config \
-			"$src/scripts/kconfig/merge_config.sh" -m -O "$out" .config "$fragment" >/dev/null) || return 1
-		kernel_make "$src" O="$out" -s olddefconfig >/dev/null || return 1
+		# allnoconfig with the fragment as KCONFIG_ALLCONFIG: the fragment's
+		# values are forced and every other symbol, including ones that the
+		# fragment makes visible, takes its "no" value. Merging into an
+		# allnoconfig and running olddefconfig instead would give the newly
+		# visible symbols their defaults (INET, IPV6, wireless, ...).
+		log "configuring: allnoconfig with $(basename "$fragment")"
+		kernel_make "$src" O="$out" -s KCONFIG_ALLCONFIG="$fragment" allnoconfig >/dev/null || return 1
 		# Every option the fragment sets must have survived olddefconfig.
 		local bad=()
 		while IFS= read -r line; do

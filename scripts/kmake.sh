@@ -15,7 +15,7 @@ fi
 	"pass KDIR=/path/to/a/7.2/build/tree (with 'make modules_prepare' done)"
 grep -q '^CONFIG_RUST=y' "$KDIR/.config" || die "$KDIR has no CONFIG_RUST=y" \
 	"rebuild that kernel with CONFIG_RUST=y, or omit KDIR to use the cached test kernel"
-[ -f "$KDIR/rust/kernel.rmeta" ] || die "$KDIR has no Rust metadata (rust/kernel.rmeta)" \
+[ -f "$KDIR/rust/libkernel.rmeta" ] || die "$KDIR has no Rust metadata (rust/libkernel.rmeta)" \
 	"run 'make modules_prepare' in $KDIR with the same rustc ($RUSTC)"
 
 args=(RUSTC="$RUSTC" BINDGEN="$BINDGEN")

@@ -50,6 +50,8 @@ mkdir -p "$results" "$(dirname "$dmesg_file")"
 xchg=$(mktemp -d "$results/.vm.XXXXXX")
 trap 'rm -rf "$xchg"' EXIT
 
+# vng runs virtme-run from its own venv.
+export PATH="$VENV/bin:$PATH"
 vng=(
 	"$VENV/bin/vng" --run "$kdir" --disable-kvm --force-9p
 	--cpus "$cpus" --memory "$memory"
@@ -70,9 +72,11 @@ dmesg > $(printf %q "$xchg")/dmesg.txt; echo \$rc > $(printf %q "$xchg")/rc; exi
 
 progress "booting $(basename "$kdir") ($cpus CPUs, $memory, TCG) to run: $*"
 start=$SECONDS
+# QEMU reopens its stdout and stderr by path (/proc/self/fd/N) with O_TRUNC:
+# a pipe keeps it from truncating a log file they may be redirected to.
 set +e
-timeout --kill-after=30 "$timeout_s" "${vng[@]}" --exec "$guest" </dev/null
-rc=$?
+timeout --kill-after=30 "$timeout_s" "${vng[@]}" --exec "$guest" </dev/null 2>&1 | cat
+rc=${PIPESTATUS[0]}
 set -e
 progress "VM exited with status $rc after $((SECONDS - start))s"
 
