@@ -20,10 +20,3 @@ pub(crate) fn capacity_sectors(file_size: u64, offset: u64, sizelimit: u64) -> u
     }
     bytes >> SECTOR_SHIFT
 }
-
-/// Whether `size` is a usable logical block size: a power of two from 512
-/// to `max_block_size` (`BLK_MAX_BLOCK_SIZE`: 64 KiB with transparent huge
-/// pages, else the page size), as `blk_validate_block_size()` requires.
-pub(crate) fn is_valid_block_size(size: u32, max_block_size: u32) -> bool {
-    size.is_power_of_two() && (512..=max_block_size).contains(&size)
-}

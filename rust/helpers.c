@@ -3,10 +3,24 @@
  * C helpers of rloop. See helpers.h.
  */
 
+#include <linux/blkdev.h>
+#include <linux/compat.h>
+#include <linux/device.h>
+#include <linux/fs.h>
+#include <linux/pagemap.h>
 #include <linux/sched.h>
 #include <linux/sched/mm.h>
+#include <linux/statfs.h>
+#include <linux/sysfs.h>
 
 #include "helpers.h"
+
+/* Values that rust/ mirrors as plain constants. */
+static_assert(BLK_OPEN_WRITE == (__force blk_mode_t)(1 << 1));
+static_assert(BLK_OPEN_EXCL == (__force blk_mode_t)(1 << 2));
+static_assert(BLK_FEAT_WRITE_CACHE == (__force blk_features_t)(1u << 0));
+static_assert(BLK_FEAT_FUA == (__force blk_features_t)(1u << 1));
+static_assert(BLK_FEAT_ROTATIONAL == (__force blk_features_t)(1u << 2));
 
 unsigned int rloop_memalloc_noio_save(void)
 {
@@ -21,4 +35,118 @@ void rloop_memalloc_noio_restore(unsigned int flags)
 bool rloop_memalloc_noio_active(void)
 {
 	return current->flags & PF_MEMALLOC_NOIO;
+}
+
+unsigned int rloop_disk_openers(struct gendisk *disk)
+{
+	return disk_openers(disk);
+}
+
+void rloop_disk_suppress_uevents(struct gendisk *disk, bool suppress)
+{
+	dev_set_uevent_suppress(disk_to_dev(disk), suppress);
+}
+
+void rloop_disk_enable_media_change_events(struct gendisk *disk)
+{
+	disk->events = DISK_EVENT_MEDIA_CHANGE;
+	disk->event_flags = DISK_EVENT_FLAG_UEVENT;
+}
+
+void rloop_disk_set_partition_scan(struct gendisk *disk, bool on)
+{
+	if (on)
+		clear_bit(GD_SUPPRESS_PART_SCAN, &disk->state);
+	else
+		set_bit(GD_SUPPRESS_PART_SCAN, &disk->state);
+}
+
+struct gendisk *rloop_dev_to_disk(struct device *dev)
+{
+	return dev_to_disk(dev);
+}
+
+void __user *rloop_compat_ptr(u32 uptr)
+{
+	return compat_ptr(uptr);
+}
+
+int rloop_file_statfs_bsize(struct file *file, u32 *bsize)
+{
+	struct kstatfs sbuf;
+	int ret = vfs_statfs(&file->f_path, &sbuf);
+
+	if (!ret)
+		*bsize = sbuf.f_bsize;
+	return ret;
+}
+
+bool rloop_file_writable(struct file *file)
+{
+	return file->f_mode & FMODE_WRITE;
+}
+
+bool rloop_file_can_direct_io(struct file *file)
+{
+	return file->f_mode & FMODE_CAN_ODIRECT;
+}
+
+loff_t rloop_inode_size(struct inode *inode)
+{
+	return i_size_read(inode);
+}
+
+unsigned int rloop_bdev_logical_block_size(struct block_device *bdev)
+{
+	return bdev_logical_block_size(bdev);
+}
+
+bool rloop_bdev_rotational(struct block_device *bdev)
+{
+	return bdev_rot(bdev);
+}
+
+unsigned int rloop_bdev_write_zeroes_sectors(struct block_device *bdev)
+{
+	return bdev_write_zeroes_sectors(bdev);
+}
+
+unsigned int rloop_bdev_discard_granularity(struct block_device *bdev)
+{
+	return bdev_discard_granularity(bdev);
+}
+
+unsigned int rloop_mapping_restrict_gfp(struct file *file)
+{
+	gfp_t old = mapping_gfp_mask(file->f_mapping);
+
+	mapping_set_gfp_mask(file->f_mapping, old & ~(__GFP_IO | __GFP_FS));
+	return (__force unsigned int)old;
+}
+
+void rloop_mapping_set_gfp(struct file *file, unsigned int mask)
+{
+	mapping_set_gfp_mask(file->f_mapping, (__force gfp_t)mask);
+}
+
+void rloop_kiocb_start_write(struct kiocb *iocb)
+{
+	kiocb_start_write(iocb);
+}
+
+void rloop_kiocb_end_write(struct kiocb *iocb)
+{
+	kiocb_end_write(iocb);
+}
+
+void rloop_device_attr_init(struct device_attribute *attr, const char *name,
+			    ssize_t (*show)(struct device *dev,
+					    struct device_attribute *attr,
+					    char *buf))
+{
+	memset(attr, 0, sizeof(*attr));
+	sysfs_attr_init(&attr->attr);
+	attr->attr.name = name;
+	attr->attr.mode = 0444;
+	attr->show = show;
 }

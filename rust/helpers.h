@@ -1,16 +1,54 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
  * C helpers of rloop: static inline kernel functions and macros that Rust
- * cannot call directly. Each is a plain wrapper, declared here and mirrored
- * by an extern declaration in rust/helpers_ffi.rs.
+ * cannot call directly, and one structure whose layout depends on the
+ * kernel configuration. Each helper is a plain wrapper, declared here and
+ * mirrored by an extern declaration in rust/helpers_ffi.rs.
  */
 #ifndef RLOOP_HELPERS_H
 #define RLOOP_HELPERS_H
 
 #include <linux/types.h>
 
+struct block_device;
+struct device_attribute;
+struct file;
+struct gendisk;
+struct inode;
+struct kiocb;
+
 unsigned int rloop_memalloc_noio_save(void);
 void rloop_memalloc_noio_restore(unsigned int flags);
 bool rloop_memalloc_noio_active(void);
+
+unsigned int rloop_disk_openers(struct gendisk *disk);
+void rloop_disk_suppress_uevents(struct gendisk *disk, bool suppress);
+void rloop_disk_enable_media_change_events(struct gendisk *disk);
+void rloop_disk_set_partition_scan(struct gendisk *disk, bool on);
+struct gendisk *rloop_dev_to_disk(struct device *dev);
+void __user *rloop_compat_ptr(u32 uptr);
+
+int rloop_file_statfs_bsize(struct file *file, u32 *bsize);
+bool rloop_file_writable(struct file *file);
+bool rloop_file_can_direct_io(struct file *file);
+loff_t rloop_inode_size(struct inode *inode);
+unsigned int rloop_bdev_logical_block_size(struct block_device *bdev);
+bool rloop_bdev_rotational(struct block_device *bdev);
+unsigned int rloop_bdev_write_zeroes_sectors(struct block_device *bdev);
+unsigned int rloop_bdev_discard_granularity(struct block_device *bdev);
+unsigned int rloop_mapping_restrict_gfp(struct file *file);
+void rloop_mapping_set_gfp(struct file *file, unsigned int mask);
+
+void rloop_kiocb_start_write(struct kiocb *iocb);
+void rloop_kiocb_end_write(struct kiocb *iocb);
+
+/*
+ * A read-only device attribute whose show() is a Rust function. The layout
+ * of struct device_attribute depends on CONFIG_CFI, so C fills it in.
+ */
+void rloop_device_attr_init(struct device_attribute *attr, const char *name,
+			    ssize_t (*show)(struct device *dev,
+					    struct device_attribute *attr,
+					    char *buf));
 
 #endif /* RLOOP_HELPERS_H */

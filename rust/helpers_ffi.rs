@@ -5,13 +5,55 @@
 //! Each entry mirrors a prototype of `rust/helpers.h`. Only the abstraction
 //! files call them; driver logic never does.
 
-use kernel::ffi::c_uint;
+use kernel::{
+    bindings,
+    ffi::{c_char, c_uint, c_void},
+};
 
+/// `BLK_OPEN_WRITE`; `helpers.c` checks the value at build time.
+pub(crate) const BLK_OPEN_WRITE: u32 = 1 << 1;
+/// `BLK_OPEN_EXCL`; `helpers.c` checks the value at build time.
+pub(crate) const BLK_OPEN_EXCL: u32 = 1 << 2;
+
+/// The `show()` callback of a device attribute.
+pub(crate) type DeviceAttrShow = unsafe extern "C" fn(
+    dev: *mut bindings::device,
+    attr: *mut bindings::device_attribute,
+    buf: *mut c_char,
+) -> isize;
+
+// Pointers to bindgen structures are FFI-safe whatever those structures
+// hold; rustc's lint looks into them and trips over bitfield types.
+#[allow(improper_ctypes)]
 extern "C" {
-    /// `memalloc_noio_save()`.
     pub(crate) fn rloop_memalloc_noio_save() -> c_uint;
-    /// `memalloc_noio_restore()`.
     pub(crate) fn rloop_memalloc_noio_restore(flags: c_uint);
-    /// Whether `PF_MEMALLOC_NOIO` is set on the current task.
     pub(crate) fn rloop_memalloc_noio_active() -> bool;
+
+    pub(crate) fn rloop_disk_openers(disk: *mut bindings::gendisk) -> c_uint;
+    pub(crate) fn rloop_disk_suppress_uevents(disk: *mut bindings::gendisk, suppress: bool);
+    pub(crate) fn rloop_disk_enable_media_change_events(disk: *mut bindings::gendisk);
+    pub(crate) fn rloop_disk_set_partition_scan(disk: *mut bindings::gendisk, on: bool);
+    pub(crate) fn rloop_dev_to_disk(dev: *mut bindings::device) -> *mut bindings::gendisk;
+    pub(crate) fn rloop_compat_ptr(uptr: u32) -> *mut c_void;
+
+    pub(crate) fn rloop_file_statfs_bsize(file: *mut bindings::file, bsize: *mut u32) -> i32;
+    pub(crate) fn rloop_file_writable(file: *mut bindings::file) -> bool;
+    pub(crate) fn rloop_file_can_direct_io(file: *mut bindings::file) -> bool;
+    pub(crate) fn rloop_inode_size(inode: *mut bindings::inode) -> i64;
+    pub(crate) fn rloop_bdev_logical_block_size(bdev: *mut bindings::block_device) -> c_uint;
+    pub(crate) fn rloop_bdev_rotational(bdev: *mut bindings::block_device) -> bool;
+    pub(crate) fn rloop_bdev_write_zeroes_sectors(bdev: *mut bindings::block_device) -> c_uint;
+    pub(crate) fn rloop_bdev_discard_granularity(bdev: *mut bindings::block_device) -> c_uint;
+    pub(crate) fn rloop_mapping_restrict_gfp(file: *mut bindings::file) -> c_uint;
+    pub(crate) fn rloop_mapping_set_gfp(file: *mut bindings::file, mask: c_uint);
+
+    pub(crate) fn rloop_kiocb_start_write(iocb: *mut bindings::kiocb);
+    pub(crate) fn rloop_kiocb_end_write(iocb: *mut bindings::kiocb);
+
+    pub(crate) fn rloop_device_attr_init(
+        attr: *mut bindings::device_attribute,
+        name: *const c_char,
+        show: DeviceAttrShow,
+    );
 }

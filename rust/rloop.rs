@@ -3,22 +3,64 @@
 //! rloop: the loop block driver, in Rust.
 //!
 //! A drop-in replacement for `drivers/block/loop.c` whose purpose is direct
-//! I/O to the backing file. This is the module skeleton: it loads, checks
-//! that its C helpers are linked, and unloads. It serves no I/O yet.
+//! I/O to the backing file: every request becomes a `kiocb` submitted from
+//! a per-device kthread worker and completed asynchronously.
+//!
+//! Abstractions over C (everything that touches `bindings`): [`blk`],
+//! [`kthread`], [`file_io`], [`misc`], [`memalloc`], [`module_ref`],
+//! [`capability`]. Driver logic, without `unsafe`: [`control`], [`device`],
+//! [`io`]. Kernel-free logic, also tested on the host: [`geometry`],
+//! [`dio`], [`status`], [`uapi`].
 
+mod blk;
+mod capability;
+mod control;
+mod device;
+mod dio;
+mod file_io;
+mod geometry;
 mod helpers_ffi;
+mod io;
+mod kthread;
 mod memalloc;
+mod misc;
+mod module_ref;
+mod status;
+mod uapi;
 
-use kernel::prelude::*;
+use control::{Driver, LoopControl};
+use kernel::{prelude::*, sync::Arc};
 use memalloc::NoIoScope;
+
+/// `LOOP_MAJOR`.
+pub(crate) const LOOP_MAJOR: u32 = 7;
+/// `LOOP_CTRL_MINOR`.
+const LOOP_CTRL_MINOR: u32 = 237;
+/// `DISK_MAX_PARTS`.
+const DISK_MAX_PARTS: u32 = 256;
+/// `CONFIG_BLK_DEV_LOOP_MIN_COUNT`'s default.
+const DEFAULT_MAX_LOOP: i32 = 8;
 
 module! {
     type: RloopModule,
     name: "rloop",
     authors: ["The rloop developers"],
-    description: "Loop block device with direct I/O to the backing file (Rust)",
+    description: "Loopback device support, with direct I/O to the backing file (Rust)",
     license: "GPL",
+    alias: ["block-major-7-*", "char-major-10-237", "devname:loop-control"],
     params: {
+        max_loop: i32 {
+            default: -1,
+            description: "Maximum number of loop devices (default: 8 pre-created)",
+        },
+        max_part: i32 {
+            default: 0,
+            description: "Maximum number of partitions per loop device",
+        },
+        hw_queue_depth: i32 {
+            default: 128,
+            description: "Queue depth for each hardware queue. Default: 128",
+        },
         selftest_warn: u32 {
             default: 0,
             description: "Test only: emit one WARN at load, to prove the test harness catches splats",
@@ -26,7 +68,16 @@ module! {
     },
 }
 
-struct RloopModule;
+struct RloopModule {
+    major: Option<blk::BlockMajor<Driver>>,
+    control: Option<Pin<KBox<misc::FixedMiscDevice<LoopControl>>>>,
+    driver: Arc<Driver>,
+}
+
+/// `fls()`: the 1-based index of the highest set bit, 0 for 0.
+fn fls(x: u32) -> u32 {
+    u32::BITS - x.leading_zeros()
+}
 
 impl kernel::Module for RloopModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
@@ -40,18 +91,66 @@ impl kernel::Module for RloopModule {
             pr_err!("C helpers misbehave: memalloc_noio scope not applied\n");
             return Err(EINVAL);
         }
-
         if *module_parameters::selftest_warn.value() != 0 {
             kernel::warn_on!(true);
         }
 
-        pr_info!("loaded, C helpers linked (memalloc_noio scope ok)\n");
-        Ok(RloopModule)
+        // loop_init()'s parameter checks.
+        let max_part = *module_parameters::max_part.value();
+        let part_shift = if max_part > 0 {
+            let shift = fls(max_part as u32);
+            if 1u32 << shift > DISK_MAX_PARTS {
+                return Err(EINVAL);
+            }
+            shift
+        } else {
+            0
+        };
+        let max_loop_param = *module_parameters::max_loop.value();
+        let max_loop = if max_loop_param < 0 {
+            DEFAULT_MAX_LOOP as u32
+        } else {
+            max_loop_param as u32
+        };
+        if u64::from(max_loop) > 1u64 << (20 - part_shift) {
+            return Err(EINVAL);
+        }
+        let depth = *module_parameters::hw_queue_depth.value();
+        if depth < 1 {
+            return Err(EINVAL);
+        }
+        let autoload_limit = (max_loop_param >= 0).then_some(max_loop);
+
+        let driver = Driver::new(part_shift, depth as u32, autoload_limit)?;
+        let control = KBox::pin_init(
+            misc::FixedMiscDevice::<LoopControl>::register(
+                c"loop-control",
+                LOOP_CTRL_MINOR,
+                driver.clone(),
+            ),
+            GFP_KERNEL,
+        )?;
+        let major = blk::BlockMajor::register(LOOP_MAJOR, c"loop", driver.clone())?;
+        for i in 0..max_loop {
+            // As in loop.c, a device that cannot be created is skipped.
+            let _ = driver.add(Some(i));
+        }
+
+        pr_info!("module loaded, C helpers linked (memalloc_noio scope ok)\n");
+        Ok(RloopModule {
+            major: Some(major),
+            control: Some(control),
+            driver,
+        })
     }
 }
 
 impl Drop for RloopModule {
     fn drop(&mut self) {
+        // loop_exit()'s order: the major, the control node, then devices.
+        drop(self.major.take());
+        drop(self.control.take());
+        self.driver.remove_all();
         pr_info!("unloaded\n");
     }
 }

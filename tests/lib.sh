@@ -45,3 +45,60 @@ load_rloop() {
 unload_rloop() {
 	if module_loaded rloop; then rmmod rloop; fi
 }
+
+# mk_tmpfs: a fresh tmpfs at $TMPFS, unmounted when the case ends.
+mk_tmpfs() {
+	TMPFS=$RLOOP_CASE_DIR/tmpfs
+	mkdir -p "$TMPFS"
+	mountpoint -q "$TMPFS" || mount -t tmpfs -o size=1G tmpfs "$TMPFS"
+}
+
+# mk_fs_on_brd FSTYPE [4k]: a fresh file system on a 512 MiB ram disk,
+# mounted at $FSDIR. brd has 512-byte sectors, so files there have a
+# direct I/O alignment of 512; with "4k", the file system sits on an rloop
+# device with 4096-byte sectors over a file on tmpfs instead, and its files
+# have a direct I/O alignment of 4096.
+mk_fs_on_brd() {
+	local fstype=$1 dev=/dev/ram0
+	if [ ! -b /dev/ram0 ]; then
+		modprobe brd rd_nr=1 rd_size=$((512 * 1024)) || fail "modprobe brd"
+		on_exit "rmmod brd"
+	fi
+	if [ "${2:-}" = 4k ]; then
+		mk_tmpfs
+		truncate -s 512M "$TMPFS/fs4k.img"
+		dev=$(losetup -f --show -b 4096 "$TMPFS/fs4k.img")
+		FS4K_DEV=$dev
+	fi
+	FSDIR=$RLOOP_CASE_DIR/fs
+	mkdir -p "$FSDIR"
+	case $fstype in
+	ext4) mkfs.ext4 -q -F "$dev" ;;
+	xfs) mkfs.xfs -q -f "$dev" ;;
+	*) fail "unknown fs $fstype" ;;
+	esac
+	mount "$dev" "$FSDIR"
+}
+
+# on_exit COMMAND: run COMMAND when the case ends, last registered first,
+# after the case's mounts are gone and its loop devices detached.
+RLOOP_EXIT_CMDS=()
+trap 'rloop_case_cleanup' EXIT
+on_exit() {
+	RLOOP_EXIT_CMDS=("$1" "${RLOOP_EXIT_CMDS[@]}")
+}
+rloop_case_cleanup() {
+	local rc=$? m c
+	# Innermost mounts first: a file system on a loop device over a file
+	# of another mount.
+	for m in $(awk -v d="$RLOOP_CASE_DIR" 'index($2, d) == 1 { print $2 }' /proc/mounts | tac); do
+		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
+	done
+	for _ in 1 2 3; do
+		losetup -D 2>/dev/null || true
+	done
+	for c in "${RLOOP_EXIT_CMDS[@]}"; do
+		eval "$c" >/dev/null 2>&1 || true
+	done
+	return $rc
+}

@@ -5,7 +5,7 @@ case_loads_and_unloads() {
 	load_rloop
 	module_loaded rloop || fail "/sys/module/rloop missing after insmod"
 	assert_eq live "$(cat /sys/module/rloop/initstate)" "initstate"
-	assert_match 'rloop: loaded' "$(case_dmesg)" "load message"
+	assert_match 'rloop: module loaded' "$(case_dmesg)" "load message"
 	rmmod rloop
 	! module_loaded rloop || fail "/sys/module/rloop still present after rmmod"
 	assert_match 'rloop: unloaded' "$(case_dmesg)" "unload message"
@@ -33,7 +33,7 @@ case_c_helpers_linked_and_answer() {
 	# At init the Rust half calls the helpers and checks their effect; a
 	# failed check refuses to load.
 	load_rloop
-	assert_match 'rloop: loaded, C helpers linked \(memalloc_noio scope ok\)' \
+	assert_match 'rloop: module loaded, C helpers linked \(memalloc_noio scope ok\)' \
 		"$(case_dmesg)" "helper self-check message"
 	unload_rloop
 }

@@ -41,17 +41,191 @@ mod geometry_tests {
     fn capacity_of_huge_files_does_not_overflow() {
         assert_eq!(capacity_sectors(i64::MAX as u64, 0, 0), (i64::MAX as u64) >> 9);
     }
+}
+
+#[path = "../../../rust/dio.rs"]
+#[allow(dead_code)]
+mod dio;
+
+#[cfg(test)]
+mod dio_tests {
+    use super::dio::*;
+
+    fn inputs(can: bool, align: u32, lbs: u32, offset: u64) -> DioInputs {
+        DioInputs {
+            file_can_odirect: can,
+            dio_align: align,
+            logical_block_size: lbs,
+            offset,
+        }
+    }
 
     #[test]
-    fn block_sizes_follow_blk_validate_block_size() {
-        for bs in [512, 1024, 2048, 4096] {
-            assert!(is_valid_block_size(bs, 4096), "{bs}");
-        }
-        for bs in [0, 1, 256, 511, 513, 1536, 8192, u32::MAX] {
-            assert!(!is_valid_block_size(bs, 4096), "{bs}");
-        }
-        assert!(is_valid_block_size(65536, 65536));
-        assert!(!is_valid_block_size(65536, 4096));
-        assert!(!is_valid_block_size(131072, 65536));
+    fn dio_needs_o_direct_support() {
+        assert_eq!(
+            can_use_dio(&inputs(false, 512, 4096, 0)),
+            Err(DioRefusal::FileCannotODirect)
+        );
+    }
+
+    #[test]
+    fn dio_needs_block_size_at_least_the_alignment() {
+        assert_eq!(
+            can_use_dio(&inputs(true, 4096, 512, 0)),
+            Err(DioRefusal::BlockSizeBelowAlignment)
+        );
+        assert_eq!(can_use_dio(&inputs(true, 4096, 4096, 0)), Ok(()));
+        assert_eq!(can_use_dio(&inputs(true, 512, 4096, 0)), Ok(()));
+    }
+
+    #[test]
+    fn dio_needs_an_aligned_offset() {
+        assert_eq!(
+            can_use_dio(&inputs(true, 4096, 4096, 512)),
+            Err(DioRefusal::OffsetUnaligned)
+        );
+        assert_eq!(can_use_dio(&inputs(true, 4096, 4096, 8192)), Ok(()));
+        assert_eq!(can_use_dio(&inputs(true, 512, 512, 512)), Ok(()));
+    }
+
+    #[test]
+    fn default_block_size_follows_the_dio_request() {
+        assert_eq!(default_block_size(true, 4096), 4096);
+        assert_eq!(default_block_size(false, 4096), 512);
+    }
+}
+
+#[path = "../../../rust/status.rs"]
+#[allow(dead_code)]
+mod status;
+
+#[cfg(test)]
+mod status_tests {
+    use super::status::*;
+
+    #[test]
+    fn errors_end_the_request_with_their_errno() {
+        assert_eq!(completion(true, -5, 4096), Completion::Done(-5));
+        assert_eq!(completion(false, -28, 4096), Completion::Done(-28));
+    }
+
+    #[test]
+    fn full_transfers_and_short_writes_succeed() {
+        assert_eq!(completion(true, 4096, 4096), Completion::Done(0));
+        assert_eq!(completion(false, 4096, 4096), Completion::Done(0));
+        // loop.c reports a short write as success.
+        assert_eq!(completion(false, 512, 4096), Completion::Done(0));
+        assert_eq!(completion(false, 0, 4096), Completion::Done(0));
+    }
+
+    #[test]
+    fn short_reads_retry_or_fail() {
+        assert_eq!(completion(true, 512, 4096), Completion::RetryRest(512));
+        assert_eq!(completion(true, 0, 4096), Completion::ZeroFillAndFail);
+        // A zero-length request is complete with zero bytes.
+        assert_eq!(completion(true, 0, 0), Completion::Done(0));
+    }
+
+    #[test]
+    fn synchronous_results_keep_only_eopnotsupp() {
+        assert_eq!(sync_result(0), 0);
+        assert_eq!(sync_result(-95), -95);
+        assert_eq!(sync_result(-22), -5);
+        assert_eq!(sync_result(-28), -5);
+        assert_eq!(sync_result(3), -5);
+    }
+}
+
+#[path = "../../../rust/uapi.rs"]
+#[allow(dead_code)]
+mod uapi;
+
+#[cfg(test)]
+mod uapi_tests {
+    use super::uapi::*;
+
+    fn sample() -> LoopInfo64 {
+        let mut info = LoopInfo64::zeroed();
+        info.device = 0x0102_0304_0506_0708;
+        info.inode = 42;
+        info.rdevice = 7;
+        info.offset = 4096;
+        info.sizelimit = 1 << 20;
+        info.number = 3;
+        info.flags = LO_FLAGS_AUTOCLEAR | LO_FLAGS_DIRECT_IO;
+        info.file_name[..4].copy_from_slice(b"/img");
+        info.init = [9, 10];
+        info
+    }
+
+    #[test]
+    fn loop_info64_layout_matches_the_uapi_header() {
+        let b = sample().to_bytes();
+        assert_eq!(b.len(), 232);
+        // Offsets of struct loop_info64 on x86-64.
+        assert_eq!(&b[0..8], &0x0102_0304_0506_0708u64.to_ne_bytes());
+        assert_eq!(&b[24..32], &4096u64.to_ne_bytes()); // lo_offset
+        assert_eq!(&b[32..40], &(1u64 << 20).to_ne_bytes()); // lo_sizelimit
+        assert_eq!(&b[40..44], &3u32.to_ne_bytes()); // lo_number
+        assert_eq!(&b[52..56], &20u32.to_ne_bytes()); // lo_flags
+        assert_eq!(&b[56..60], b"/img"); // lo_file_name
+        assert_eq!(&b[216..224], &9u64.to_ne_bytes()); // lo_init[0]
+    }
+
+    #[test]
+    fn loop_info64_round_trips() {
+        let info = sample();
+        assert_eq!(LoopInfo64::from_bytes(&info.to_bytes()), info);
+    }
+
+    #[test]
+    fn loop_config_decodes_fd_block_size_and_info() {
+        let mut raw = [0u8; LOOP_CONFIG_SIZE];
+        raw[0..4].copy_from_slice(&5u32.to_ne_bytes());
+        raw[4..8].copy_from_slice(&4096u32.to_ne_bytes());
+        raw[8..240].copy_from_slice(&sample().to_bytes());
+        raw[240..].fill(0xff); // __reserved is not checked
+        let cfg = LoopConfig::from_bytes(&raw);
+        assert_eq!(cfg.fd, 5);
+        assert_eq!(cfg.block_size, 4096);
+        assert_eq!(cfg.info, sample());
+    }
+
+    #[test]
+    fn validation_matches_loop_set_status_from_info() {
+        let ok = LoopInfo64::zeroed();
+        assert_eq!(validate_info(&ok), Ok(()));
+        let mut i = ok;
+        i.encrypt_key_size = 33;
+        assert_eq!(validate_info(&i), Err(InfoError::Invalid));
+        i = ok;
+        i.encrypt_type = LO_CRYPT_XOR;
+        assert_eq!(validate_info(&i), Err(InfoError::XorRemoved));
+        i.encrypt_type = LO_CRYPT_CRYPTOAPI;
+        assert_eq!(validate_info(&i), Err(InfoError::CryptoApiRemoved));
+        i.encrypt_type = 2;
+        assert_eq!(validate_info(&i), Err(InfoError::Invalid));
+        i = ok;
+        i.offset = 1 << 63;
+        assert_eq!(validate_info(&i), Err(InfoError::Overflow));
+        i = ok;
+        i.sizelimit = u64::MAX;
+        assert_eq!(validate_info(&i), Err(InfoError::Overflow));
+    }
+
+    #[test]
+    fn stored_names_are_terminated() {
+        let name = [b'a'; LO_NAME_SIZE];
+        let stored = stored_file_name(&name);
+        assert_eq!(stored[LO_NAME_SIZE - 1], 0);
+        assert_eq!(&stored[..63], &name[..63]);
+    }
+
+    #[test]
+    fn huge_encode_dev_matches_the_kernel() {
+        // MKDEV(7, 0) and MKDEV(259, 1): new_encode_dev() layout.
+        assert_eq!(huge_encode_dev(7 << 20), 0x700);
+        assert_eq!(huge_encode_dev((259 << 20) | 1), 0x10301);
+        assert_eq!(huge_encode_dev((8 << 20) | 0x12345), 0x1230_0845);
     }
 }

@@ -1,0 +1,29 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Block layer abstractions that the 7.2 `kernel::block::mq` lacks.
+//!
+//! C headers: [`include/linux/blk-mq.h`](srctree/include/linux/blk-mq.h),
+//! [`include/linux/blkdev.h`](srctree/include/linux/blkdev.h)
+//!
+//! Shaped after `kernel::block::mq` ([`TagSet`], [`Operations`], [`Request`],
+//! [`GenDisk`]) with what a stacking driver such as loop needs on top: a
+//! per-request data type, request accessors, completion with a status,
+//! custom `block_device_operations`, a fixed major, and runtime queue limits.
+
+pub(crate) mod bvec;
+pub(crate) mod gen_disk;
+pub(crate) mod major;
+pub(crate) mod request;
+pub(crate) mod sysfs;
+pub(crate) mod tag_set;
+
+pub(crate) use gen_disk::{
+    features, BlockDevice, Disk, DiskOperations, DiskParams, GenDisk, Limits, OpenMode,
+};
+pub(crate) use major::{BlockMajor, Probe};
+pub(crate) use request::{impl_request_field, Op, Request, RequestField, Status, WorkHandler};
+pub(crate) use sysfs::{AttributeGroup, DiskAttributes, GroupRegistration, SysfsOutput};
+pub(crate) use tag_set::{Operations, TagSet};
+
+/// Log2 of the 512-byte sector unit of the block layer.
+pub(crate) const SECTOR_SHIFT: u32 = 9;

@@ -1,0 +1,327 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! Requests owned by the driver.
+//!
+//! C header: [`include/linux/blk-mq.h`](srctree/include/linux/blk-mq.h)
+
+use super::tag_set::Operations;
+use crate::file_io::{FileIo, IoOwner};
+use crate::kthread::{KthreadWork, RawKthreadWorkItem};
+use core::{marker::PhantomData, mem::ManuallyDrop, ptr::NonNull};
+use kernel::{bindings, prelude::*, types::ForeignOwnable};
+
+/// The operation of a request (`req_op()`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Op {
+    /// `REQ_OP_READ`.
+    Read,
+    /// `REQ_OP_WRITE`.
+    Write,
+    /// `REQ_OP_FLUSH`.
+    Flush,
+    /// `REQ_OP_DISCARD`.
+    Discard,
+    /// `REQ_OP_WRITE_ZEROES`.
+    WriteZeroes,
+    /// Any other operation, by number.
+    Other(u32),
+}
+
+/// A block layer status (`blk_status_t`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Status(bindings::blk_status_t);
+
+impl Status {
+    /// `BLK_STS_OK`.
+    pub(crate) const OK: Status = Status(bindings::BLK_STS_OK as bindings::blk_status_t);
+
+    /// The status for a negative errno, as `errno_to_blk_status()` maps it.
+    pub(crate) fn from_errno(errno: i32) -> Status {
+        // SAFETY: `errno_to_blk_status` is a pure table lookup.
+        Status(unsafe { bindings::errno_to_blk_status(errno) })
+    }
+
+    /// `BLK_STS_IOERR`.
+    pub(crate) fn ioerr() -> Status {
+        Self::from_errno(EIO.to_errno())
+    }
+}
+
+/// A started request that the driver owns, until it ends or completes it.
+///
+/// Dropping a `Request` without [`Request::end`] or [`Request::complete`]
+/// ends it with `BLK_STS_IOERR`, so that no request is ever lost.
+///
+/// # Invariants
+///
+/// `ptr` points to a request of a tag set of `T` that blk-mq has handed to
+/// the driver and that was started. Its PDU holds an initialised
+/// `T::RequestData`. No other `Request` for it exists, and blk-mq does not
+/// end it while this one exists.
+pub(crate) struct Request<T: Operations> {
+    ptr: NonNull<bindings::request>,
+    _p: PhantomData<T>,
+}
+
+// SAFETY: A request may be ended or completed from any context and thread.
+unsafe impl<T: Operations> Send for Request<T> {}
+
+impl<T: Operations> Request<T> {
+    /// Creates the owning token of `ptr`.
+    ///
+    /// # Safety
+    ///
+    /// `ptr` must satisfy the type invariants, in particular no other
+    /// `Request` for it may exist.
+    pub(crate) unsafe fn from_raw(ptr: *mut bindings::request) -> Self {
+        // INVARIANT: Guaranteed by the caller.
+        Self {
+            // SAFETY: The caller passes a valid request.
+            ptr: unsafe { NonNull::new_unchecked(ptr) },
+            _p: PhantomData,
+        }
+    }
+
+    /// Gives up the token, returning the raw request.
+    pub(crate) fn into_raw(self) -> *mut bindings::request {
+        ManuallyDrop::new(self).ptr.as_ptr()
+    }
+
+    /// The raw request.
+    pub(crate) fn as_raw(&self) -> *mut bindings::request {
+        self.ptr.as_ptr()
+    }
+
+    fn cmd_flags(&self) -> u32 {
+        // SAFETY: By the type invariant the request is valid, and the driver
+        // owns it, so its flags do not change under us.
+        unsafe { (*self.as_raw()).cmd_flags }
+    }
+
+    /// The operation (`req_op()`).
+    pub(crate) fn op(&self) -> Op {
+        let op = self.cmd_flags() & ((1u32 << bindings::REQ_OP_BITS) - 1);
+        match op {
+            bindings::req_op_REQ_OP_READ => Op::Read,
+            bindings::req_op_REQ_OP_WRITE => Op::Write,
+            bindings::req_op_REQ_OP_FLUSH => Op::Flush,
+            bindings::req_op_REQ_OP_DISCARD => Op::Discard,
+            bindings::req_op_REQ_OP_WRITE_ZEROES => Op::WriteZeroes,
+            other => Op::Other(other),
+        }
+    }
+
+    /// First sector (`blk_rq_pos()`).
+    pub(crate) fn sector(&self) -> u64 {
+        // SAFETY: As in `cmd_flags`.
+        unsafe { (*self.as_raw()).__sector }
+    }
+
+    /// Remaining bytes (`blk_rq_bytes()`).
+    pub(crate) fn bytes(&self) -> u32 {
+        // SAFETY: As in `cmd_flags`.
+        unsafe { (*self.as_raw()).__data_len }
+    }
+
+    /// `REQ_FUA`: the data must be on stable storage on completion.
+    #[allow(dead_code, reason = "loop does not advertise FUA; blk-mq emulates it")]
+    pub(crate) fn is_fua(&self) -> bool {
+        self.cmd_flags() & (1 << bindings::req_flag_bits___REQ_FUA) != 0
+    }
+
+    /// `REQ_PREFLUSH`: flush the cache before the data.
+    #[allow(dead_code, reason = "blk-mq turns PREFLUSH into separate flushes")]
+    pub(crate) fn is_preflush(&self) -> bool {
+        self.cmd_flags() & (1 << bindings::req_flag_bits___REQ_PREFLUSH) != 0
+    }
+
+    /// `REQ_NOUNMAP`: write zeroes must not deallocate.
+    pub(crate) fn is_nounmap(&self) -> bool {
+        self.cmd_flags() & (1 << bindings::req_flag_bits___REQ_NOUNMAP) != 0
+    }
+
+    /// I/O priority (`req_get_ioprio()`).
+    pub(crate) fn ioprio(&self) -> u16 {
+        // SAFETY: As in `cmd_flags`; `bio` is null or a valid bio.
+        unsafe {
+            let bio = (*self.as_raw()).bio;
+            if bio.is_null() {
+                0
+            } else {
+                (*bio).bi_ioprio
+            }
+        }
+    }
+
+    /// The data of the queue the request belongs to.
+    pub(crate) fn queue_data(&self) -> <T::QueueData as ForeignOwnable>::Borrowed<'_> {
+        // SAFETY: The request is valid and its queue outlives it; `queuedata`
+        // holds `T::QueueData::into_foreign()` until the disk is freed, which
+        // is after its last request.
+        unsafe { T::QueueData::borrow((*(*self.as_raw()).q).queuedata) }
+    }
+
+    /// The driver data of the request.
+    pub(crate) fn data(&self) -> &T::RequestData {
+        // SAFETY: By the type invariant, the PDU holds an initialised
+        // `T::RequestData`, which lives as long as the request.
+        unsafe { &*bindings::blk_mq_rq_to_pdu(self.as_raw()).cast::<T::RequestData>() }
+    }
+
+    /// Ends the request with `status` (`blk_mq_end_request()`).
+    pub(crate) fn end(self, status: Status) {
+        let rq = self.into_raw();
+        // SAFETY: We owned the started request and give it back.
+        unsafe { bindings::blk_mq_end_request(rq, status.0) };
+    }
+
+    /// Completes the request through blk-mq (`blk_mq_complete_request()`):
+    /// [`Operations::complete`] then runs, usually in softirq context on the
+    /// submitting CPU. Safe to call from hard-IRQ context.
+    pub(crate) fn complete(self) {
+        let rq = self.into_raw();
+        // SAFETY: We owned the request; ownership passes to the `complete`
+        // callback, which blk-mq calls exactly once.
+        unsafe { bindings::blk_mq_complete_request(rq) };
+    }
+
+    /// Accounts `done` bytes as transferred and puts the rest of the
+    /// request back on the queue (`blk_update_request()` and
+    /// `blk_mq_requeue_request()`), as loop does for a short read.
+    pub(crate) fn requeue_rest(self, done: u32) {
+        let rq = self.into_raw();
+        // SAFETY: We owned the request; `done` is at most its size, so the
+        // request is not finished and may be requeued.
+        unsafe {
+            if bindings::blk_update_request(rq, Status::OK.0, done) {
+                bindings::blk_mq_requeue_request(rq, true);
+            } else {
+                bindings::__blk_mq_end_request(rq, Status::OK.0);
+            }
+        }
+    }
+
+    /// Zeroes every data buffer of the request (`zero_fill_bio()`).
+    pub(crate) fn zero_fill(&self) {
+        // SAFETY: The bios of an owned request are valid and ours to fill.
+        unsafe {
+            let mut bio = (*self.as_raw()).bio;
+            while !bio.is_null() {
+                bindings::zero_fill_bio(bio);
+                bio = (*bio).bi_next;
+            }
+        }
+    }
+
+    /// The request that holds the field of type `F` at `field`.
+    ///
+    /// # Safety
+    ///
+    /// `field` must point to the `F` field of the `T::RequestData` of a
+    /// request for which no `Request` exists, and which the driver owns.
+    pub(crate) unsafe fn from_field<F>(field: NonNull<F>) -> Self
+    where
+        T: RequestField<F>,
+    {
+        // SAFETY: By `RequestField`, the field sits `OFFSET` bytes into the
+        // PDU, so this is the PDU, and the request precedes it.
+        unsafe {
+            let pdu = field.as_ptr().cast::<u8>().sub(T::OFFSET);
+            Self::from_raw(bindings::blk_mq_rq_from_pdu(pdu.cast()))
+        }
+    }
+
+    /// The field of type `F` of this request's data.
+    pub(crate) fn field<F>(&self) -> NonNull<F>
+    where
+        T: RequestField<F>,
+    {
+        let pdu = core::ptr::from_ref(self.data()).cast::<u8>();
+        // SAFETY: By `RequestField`, `OFFSET` is within the PDU.
+        unsafe { NonNull::new_unchecked(pdu.add(T::OFFSET).cast_mut().cast()) }
+    }
+}
+
+impl<T: Operations> Drop for Request<T> {
+    fn drop(&mut self) {
+        // SAFETY: The request was neither ended nor completed, and is ours.
+        unsafe { bindings::blk_mq_end_request(self.as_raw(), Status::ioerr().0) };
+    }
+}
+
+/// A field of type `F` in the request data of `Self`.
+///
+/// # Safety
+///
+/// `OFFSET` must be the offset of a field of type `F` in
+/// `Self::RequestData`. Use [`impl_request_field!`] to implement it.
+pub(crate) unsafe trait RequestField<F>: Operations {
+    /// Offset of the field in bytes.
+    const OFFSET: usize;
+}
+
+/// Implements [`RequestField`] for a field of the request data.
+///
+/// `impl_request_field!(Ops, Data, field: Type)` where `Data` is
+/// `<Ops as Operations>::RequestData`.
+macro_rules! impl_request_field {
+    ($ops:ty, $data:ty, $field:ident : $fty:ty) => {
+        // SAFETY: `offset_of!` gives the offset of `$field`, which the
+        // checks below prove is a `$fty` in the request data of `$ops`.
+        unsafe impl $crate::blk::RequestField<$fty> for $ops {
+            const OFFSET: usize = {
+                let _same_data: fn(&<$ops as $crate::blk::Operations>::RequestData) -> &$data =
+                    |d| d;
+                let _field_type: fn(&$data) -> &$fty = |d| &d.$field;
+                ::core::mem::offset_of!($data, $field)
+            };
+        }
+    };
+}
+pub(crate) use impl_request_field;
+
+/// Processing of requests queued to a kthread worker.
+pub(crate) trait WorkHandler: Operations + RequestField<KthreadWork> {
+    /// Runs on the worker for each queued request.
+    fn run(rq: Request<Self>);
+}
+
+// SAFETY: `into_work` and `from_work` convert between a request token and
+// the work embedded in its data, one to one.
+unsafe impl<T: WorkHandler> RawKthreadWorkItem for Request<T> {
+    fn into_work(self) -> NonNull<KthreadWork> {
+        let work = self.field::<KthreadWork>();
+        let _ = self.into_raw();
+        work
+    }
+
+    unsafe fn from_work(work: NonNull<KthreadWork>) -> Self {
+        // SAFETY: `work` came from `into_work`, whose token it stands for.
+        unsafe { Self::from_field(work) }
+    }
+
+    fn run(self) {
+        T::run(self)
+    }
+}
+
+// SAFETY: `into_file_io` and `from_file_io` convert between a request token
+// and the `FileIo` embedded in its data, one to one, and the request's pages,
+// which the I/O reads or writes, stay valid while the token is given up.
+unsafe impl<T: Operations + RequestField<FileIo>> IoOwner for Request<T> {
+    fn into_file_io(self) -> NonNull<FileIo> {
+        let io = self.field::<FileIo>();
+        let _ = self.into_raw();
+        io
+    }
+
+    unsafe fn from_file_io(io: NonNull<FileIo>) -> Self {
+        // SAFETY: `io` came from `into_file_io`, whose token it stands for.
+        unsafe { Self::from_field(io) }
+    }
+
+    fn io_done(self, _result: isize) {
+        // The result stays in the `FileIo` for `Operations::complete`.
+        self.complete();
+    }
+}

@@ -1,0 +1,248 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The set of loop devices and `/dev/loop-control`.
+//!
+//! Driver logic: no `unsafe` here.
+//!
+//! Locking: `ctl_lock` (loop.c's `loop_ctl_mutex`) serialises adding and
+//! removing devices and is held across `add_disk()` and `del_gendisk()`.
+//! `devices` is a leaf lock, held only to look up or change the table, so
+//! that a device's own locks may be held while looking up another one (the
+//! loop-on-loop check).
+
+use crate::{
+    blk::{tag_set::flags, AttributeGroup, DiskParams, GenDisk, Probe, TagSet},
+    device::{LoopDevice, State},
+    io::LoopOps,
+    misc::MiscIoctl,
+    status,
+    uapi::{LOOP_CTL_ADD, LOOP_CTL_GET_FREE, LOOP_CTL_REMOVE},
+};
+use kernel::{
+    new_mutex,
+    prelude::*,
+    sync::{Arc, ArcBorrow, Mutex},
+};
+
+/// loop.c's `max_hw_sectors`: a historic cap of 1.25 MiB per request.
+const MAX_HW_SECTORS: u32 = 2560;
+/// `MINORBITS`.
+const MINOR_BITS: u32 = 20;
+
+/// A device and its disk.
+struct Entry {
+    dev: Arc<LoopDevice>,
+    disk: Arc<GenDisk<LoopOps>>,
+}
+
+/// Driver-wide settings and state.
+#[pin_data]
+pub(crate) struct Driver {
+    /// loop.c's `loop_validate_mutex`: held while a loop-on-loop chain is
+    /// checked and while a device is marked for detach.
+    #[pin]
+    pub(crate) validate_lock: Mutex<()>,
+    #[pin]
+    ctl_lock: Mutex<()>,
+    #[pin]
+    devices: Mutex<KVec<Entry>>,
+    /// The `loop/` sysfs group of every device.
+    pub(crate) attrs: Arc<AttributeGroup<LoopOps>>,
+    /// Minor bits of each device for its partitions (from `max_part`).
+    pub(crate) part_shift: u32,
+    /// `hw_queue_depth`.
+    queue_depth: u32,
+    /// `max_loop`, when given explicitly: the limit for autoloading.
+    autoload_limit: Option<u32>,
+}
+
+impl Driver {
+    /// Driver state for `part_shift` partitions bits and tag sets of
+    /// `queue_depth` tags.
+    pub(crate) fn new(
+        part_shift: u32,
+        queue_depth: u32,
+        autoload_limit: Option<u32>,
+    ) -> Result<Arc<Self>> {
+        let attrs = AttributeGroup::new()?;
+        Arc::pin_init(
+            try_pin_init!(Self {
+                validate_lock <- new_mutex!(()),
+                ctl_lock <- new_mutex!(()),
+                devices <- new_mutex!(KVec::new()),
+                attrs,
+                part_shift,
+                queue_depth,
+                autoload_limit,
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// The device of `index`, if it exists.
+    pub(crate) fn find(&self, index: u32) -> Option<Arc<LoopDevice>> {
+        self.devices
+            .lock()
+            .iter()
+            .find(|e| e.dev.index == index)
+            .map(|e| e.dev.clone())
+    }
+
+    /// `loop_add`: creates `loop<index>`, or the first free index for
+    /// `None`. Returns the index.
+    pub(crate) fn add(self: &Arc<Self>, index: Option<u32>) -> Result<u32> {
+        let _ctl = self.ctl_lock.lock();
+        let index = {
+            let devices = self.devices.lock();
+            match index {
+                Some(i) if devices.iter().any(|e| e.dev.index == i) => return Err(EEXIST),
+                Some(i) => i,
+                None => (0..=u32::MAX)
+                    .find(|i| !devices.iter().any(|e| e.dev.index == *i))
+                    .ok_or(ENOSPC)?,
+            }
+        };
+        let first_minor = index
+            .checked_shl(self.part_shift)
+            .filter(|m| m >> self.part_shift == index && *m < 1 << MINOR_BITS)
+            .ok_or(EINVAL)?;
+
+        let dev = LoopDevice::new(index, self.clone())?;
+        let tag_set = Arc::pin_init(
+            TagSet::new(
+                1,
+                self.queue_depth,
+                flags::STACKING | flags::NO_SCHED_BY_DEFAULT,
+            ),
+            GFP_KERNEL,
+        )?;
+        let disk = GenDisk::new(
+            tag_set,
+            dev.clone(),
+            dev.clone(),
+            DiskParams {
+                major: crate::LOOP_MAJOR,
+                first_minor,
+                minors: 1 << self.part_shift,
+                name: fmt!("loop{index}"),
+                partition_scan: self.part_shift != 0,
+                media_change_events: true,
+            },
+            |lim| lim.set_max_hw_sectors(MAX_HW_SECTORS),
+        )?;
+        let entry = Entry {
+            dev,
+            disk: Arc::new(disk, GFP_KERNEL)?,
+        };
+        let mut devices = self.devices.lock();
+        if devices.reserve(1, GFP_KERNEL).is_err() {
+            drop(devices);
+            // The disk is deleted outside the table lock.
+            drop(entry);
+            return Err(ENOMEM);
+        }
+        // Cannot fail: room was reserved.
+        devices.push(entry, GFP_NOWAIT)?;
+        Ok(index)
+    }
+
+    /// `loop_control_remove`.
+    fn remove(&self, index: u32) -> Result {
+        let _ctl = self.ctl_lock.lock();
+        // Entries change only under `ctl_lock`, which we hold.
+        let (dev, disk) = self
+            .devices
+            .lock()
+            .iter()
+            .find(|e| e.dev.index == index)
+            .map(|e| (e.dev.clone(), e.disk.clone()))
+            .ok_or(ENODEV)?;
+        dev.start_deleting(disk.disk())?;
+        let entry = {
+            let mut devices = self.devices.lock();
+            let pos = devices.iter().position(|e| e.dev.index == index);
+            pos.and_then(|pos| devices.remove(pos).ok())
+        };
+        // del_gendisk() outside the table lock, when the last reference goes.
+        drop(entry);
+        drop(disk);
+        Ok(())
+    }
+
+    /// `loop_control_get_free`: the first unbound device, created if none.
+    fn get_free(self: &Arc<Self>) -> Result<u32> {
+        {
+            let _ctl = self.ctl_lock.lock();
+            let mut devs = KVec::new();
+            for e in self.devices.lock().iter() {
+                devs.push(e.dev.clone(), GFP_KERNEL)?;
+            }
+            let mut free = devs
+                .iter()
+                .filter(|d| d.state() == State::Unbound)
+                .map(|d| d.index);
+            if let Some(index) = free.by_ref().min() {
+                return Ok(index);
+            }
+        }
+        self.add(None)
+    }
+
+    /// Deletes every device, at module unload.
+    pub(crate) fn remove_all(&self) {
+        let _ctl = self.ctl_lock.lock();
+        loop {
+            let entry = self.devices.lock().pop();
+            match entry {
+                // del_gendisk() outside the table lock.
+                Some(entry) => drop(entry),
+                None => break,
+            }
+        }
+    }
+}
+
+/// `/dev/loop-control`.
+pub(crate) struct LoopControl;
+
+impl MiscIoctl for LoopControl {
+    type Data = Arc<Driver>;
+
+    fn ioctl(driver: ArcBorrow<'_, Driver>, cmd: u32, arg: usize) -> Result<isize> {
+        let driver: Arc<Driver> = driver.into();
+        // The argument is an `int` in loop.c.
+        let n = arg as i32;
+        match cmd {
+            LOOP_CTL_ADD => {
+                let index = u32::try_from(n).ok();
+                driver.add(index).map(|i| i as isize)
+            }
+            LOOP_CTL_REMOVE => {
+                let index = u32::try_from(n).map_err(|_| {
+                    kernel::pr_warn_once!(
+                        "deleting an unspecified loop device is not supported.\n"
+                    );
+                    EINVAL
+                })?;
+                driver.remove(index).map(|()| 0)
+            }
+            LOOP_CTL_GET_FREE => driver.get_free().map(|i| i as isize),
+            _ => Err(Error::from_errno(-status::ENOSYS)),
+        }
+    }
+}
+
+impl Probe for Driver {
+    /// `loop_probe`: a node of a missing device was opened.
+    fn probe(this: ArcBorrow<'_, Self>, dev: u32) {
+        let driver: Arc<Driver> = this.into();
+        let index = (dev & ((1 << MINOR_BITS) - 1)) >> driver.part_shift;
+        if driver
+            .autoload_limit
+            .is_some_and(|max| max != 0 && index >= max)
+        {
+            return;
+        }
+        let _ = driver.add(Some(index));
+    }
+}

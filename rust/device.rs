@@ -1,0 +1,702 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! A loop device: its state machine, its configuration and its ioctls.
+//!
+//! Driver logic: no `unsafe` here. The device moves through loop.c's four
+//! states:
+//!
+//! ```text
+//!   Unbound --LOOP_CONFIGURE/SET_FD--> Bound --last close, AUTOCLEAR--> Rundown
+//!      ^                                                                   |
+//!      +--------------------------- teardown in release() <----------------+
+//!   Unbound --LOOP_CTL_REMOVE--> Deleting
+//! ```
+//!
+//! Locking, outermost first: the driver's validate lock (loop-on-loop
+//! chains), the disk's `open_mutex` (held by the block layer around
+//! `release`), `config` (loop.c's `lo_mutex`), then `io` (loop.c's
+//! `lo_lock`), a spinlock that the I/O path and sysfs read.
+
+use crate::{
+    blk::{features, BlockDevice, Disk, GroupRegistration, Limits, OpenMode, SysfsOutput},
+    capability::capable_sys_admin,
+    control::Driver,
+    dio::{self, DioInputs},
+    file_io::BackingFile,
+    geometry,
+    io::LoopOps,
+    kthread::KthreadWorker,
+    module_ref::ModuleRef,
+    uapi::{self, *},
+};
+use core::fmt::Write;
+use kernel::{
+    fs::File,
+    new_mutex, new_spinlock,
+    prelude::*,
+    sync::{aref::ARef, Arc, Mutex, SpinLock},
+    uaccess::{UserPtr, UserSlice},
+};
+
+/// `Lo_unbound`, `Lo_bound`, `Lo_rundown`, `Lo_deleting`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum State {
+    /// No backing file.
+    Unbound,
+    /// Serving a backing file.
+    Bound,
+    /// Detaching at the last close; opens fail with `ENXIO`.
+    Rundown,
+    /// Being removed by `LOOP_CTL_REMOVE`.
+    Deleting,
+}
+
+/// What a bound device holds.
+struct Binding {
+    file: BackingFile,
+    offset: u64,
+    sizelimit: u64,
+    file_name: [u8; LO_NAME_SIZE],
+    /// The file's direct I/O alignment (loop.c's `lo_min_dio_size`).
+    dio_align: u32,
+    /// The backing mapping's gfp mask before binding.
+    saved_gfp: u32,
+    /// `/sys/block/loopN/loop/`, present while bound.
+    sysfs: Option<GroupRegistration<LoopOps>>,
+    /// A bound device pins the module, even with no opener left.
+    _module: ModuleRef,
+}
+
+/// The configuration of a device, under its `config` lock.
+struct Config {
+    state: State,
+    flags: u32,
+    binding: Option<Binding>,
+}
+
+/// What the I/O path and sysfs need of a bound device. Published under
+/// the `io` spinlock; changed only with the queue frozen, or while no I/O
+/// can be in flight (binding, final close).
+#[derive(Clone)]
+pub(crate) struct IoTarget {
+    pub(crate) file: ARef<File>,
+    pub(crate) offset: u64,
+    pub(crate) sizelimit: u64,
+    pub(crate) flags: u32,
+}
+
+impl IoTarget {
+    pub(crate) fn direct_io(&self) -> bool {
+        self.flags & LO_FLAGS_DIRECT_IO != 0
+    }
+
+    pub(crate) fn read_only(&self) -> bool {
+        self.flags & LO_FLAGS_READ_ONLY != 0
+    }
+}
+
+/// One `/dev/loopN`.
+#[pin_data]
+pub(crate) struct LoopDevice {
+    pub(crate) index: u32,
+    #[pin]
+    config: Mutex<Config>,
+    #[pin]
+    io: SpinLock<Option<IoTarget>>,
+    pub(crate) worker: KthreadWorker,
+    driver: Arc<Driver>,
+}
+
+/// The sysfs attributes of `/sys/block/loopN/loop/`, in loop.c's order.
+pub(crate) const ATTR_NAMES: &[&CStr] = &[
+    c"backing_file",
+    c"offset",
+    c"sizelimit",
+    c"autoclear",
+    c"partscan",
+    c"dio",
+];
+
+impl LoopDevice {
+    /// A new, unbound device `index`.
+    pub(crate) fn new(index: u32, driver: Arc<Driver>) -> Result<Arc<Self>> {
+        let name = kernel::str::CString::try_from_fmt(fmt!("loop{index}"))?;
+        let worker = KthreadWorker::new(&name)?;
+        Arc::pin_init(
+            try_pin_init!(Self {
+                index,
+                config <- new_mutex!(Config {
+                    state: State::Unbound,
+                    flags: 0,
+                    binding: None,
+                }),
+                io <- new_spinlock!(None),
+                worker,
+                driver,
+            }),
+            GFP_KERNEL,
+        )
+    }
+
+    /// The I/O target, if bound.
+    pub(crate) fn io_target(&self) -> Option<IoTarget> {
+        self.io.lock().clone()
+    }
+
+    /// The state, for the control device.
+    pub(crate) fn state(&self) -> State {
+        self.config.lock().state
+    }
+
+    /// Marks an unbound device for deletion (`LOOP_CTL_REMOVE`), unless it
+    /// is bound or open.
+    pub(crate) fn start_deleting(&self, disk: &Disk<LoopOps>) -> Result {
+        let mut cfg = self.config.lock();
+        if cfg.state != State::Unbound || disk.openers() > 0 {
+            return Err(EBUSY);
+        }
+        cfg.state = State::Deleting;
+        Ok(())
+    }
+
+    /// Makes the bound I/O view match the configuration.
+    fn publish(&self, cfg: &Config) {
+        let target = cfg.binding.as_ref().map(|b| IoTarget {
+            file: b.file.file().clone(),
+            offset: b.offset,
+            sizelimit: b.sizelimit,
+            flags: cfg.flags,
+        });
+        let old = core::mem::replace(&mut *self.io.lock(), target);
+        // The old file reference is dropped outside the spinlock.
+        drop(old);
+    }
+
+    // ---- block_device_operations -------------------------------------
+
+    /// `lo_open`.
+    pub(crate) fn open(&self) -> Result {
+        match self.config.lock().state {
+            State::Deleting | State::Rundown => Err(ENXIO),
+            _ => Ok(()),
+        }
+    }
+
+    /// `lo_release`: runs under the disk's `open_mutex`.
+    pub(crate) fn release(&self, disk: &Disk<LoopOps>) {
+        if disk.openers() > 0 {
+            return;
+        }
+        let need_clear = {
+            let mut cfg = self.config.lock();
+            if cfg.state == State::Bound && cfg.flags & LO_FLAGS_AUTOCLEAR != 0 {
+                cfg.state = State::Rundown;
+            }
+            cfg.state == State::Rundown
+        };
+        if need_clear {
+            self.clear(disk);
+        }
+    }
+
+    /// `__loop_clr_fd`: unbinds at the last close, under `open_mutex`.
+    fn clear(&self, disk: &Disk<LoopOps>) {
+        let binding = {
+            let mut cfg = self.config.lock();
+            let binding = cfg.binding.take();
+            self.publish(&cfg);
+            binding
+        };
+        let Some(mut binding) = binding else {
+            return;
+        };
+
+        // No opener is left, so no I/O is in flight: no freeze needed.
+        if let Err(e) = disk.update_limits(|lim| lim.set_block_size(512)) {
+            pr_warn!(
+                "loop{}: cannot reset the block size ({:?})\n",
+                self.index,
+                e
+            );
+        }
+        disk.invalidate();
+        binding.sysfs = None;
+        disk.uevent_change();
+        binding.file.restore_gfp_mask(binding.saved_gfp);
+        disk.force_media_change();
+        // Removes all partitions, BLKPG-added ones included.
+        if let Err(e) = disk.rescan_partitions_in_release() {
+            pr_warn!(
+                "__loop_clr_fd: partition scan of loop{} failed (rc={})\n",
+                self.index,
+                e.to_errno()
+            );
+        }
+        // Nothing queued earlier may still hold the old file.
+        self.worker.flush();
+        {
+            let mut cfg = self.config.lock();
+            cfg.flags = 0;
+            if self.driver.part_shift == 0 {
+                disk.set_partition_scan(false);
+            }
+            cfg.state = State::Unbound;
+        }
+        // The file reference and the module reference go last, outside
+        // the config lock: fput() may take open_mutex of another disk.
+        drop(binding);
+    }
+
+    // ---- ioctls -------------------------------------------------------
+
+    /// `lo_ioctl` for native callers.
+    pub(crate) fn ioctl(
+        &self,
+        bdev: &BlockDevice<LoopOps>,
+        mode: OpenMode,
+        cmd: u32,
+        arg: usize,
+    ) -> Result<i32> {
+        let may_write = || {
+            if mode.write() || capable_sys_admin() {
+                Ok(())
+            } else {
+                Err(EPERM)
+            }
+        };
+        match cmd {
+            LOOP_SET_FD => {
+                // The fd is an `unsigned int`; upper bits are ignored.
+                let config = LoopConfig::from_fd(arg as u32);
+                self.configure(bdev, mode, &config).map(|()| 0)
+            }
+            LOOP_CONFIGURE => {
+                let mut raw = [0u8; LOOP_CONFIG_SIZE];
+                UserSlice::new(UserPtr::from_addr(arg), LOOP_CONFIG_SIZE)
+                    .reader()
+                    .read_slice(&mut raw)?;
+                self.configure(bdev, mode, &LoopConfig::from_bytes(&raw))
+                    .map(|()| 0)
+            }
+            LOOP_CLR_FD => self.clr_fd(bdev.disk()).map(|()| 0),
+            LOOP_SET_STATUS64 => {
+                may_write()?;
+                let mut raw = [0u8; LOOP_INFO64_SIZE];
+                UserSlice::new(UserPtr::from_addr(arg), LOOP_INFO64_SIZE)
+                    .reader()
+                    .read_slice(&mut raw)?;
+                self.set_status(bdev, &LoopInfo64::from_bytes(&raw))
+                    .map(|()| 0)
+            }
+            LOOP_GET_STATUS64 => {
+                if arg == 0 {
+                    return Err(EINVAL);
+                }
+                let info = self.get_status()?;
+                UserSlice::new(UserPtr::from_addr(arg), LOOP_INFO64_SIZE)
+                    .writer()
+                    .write_slice(&info.to_bytes())?;
+                Ok(0)
+            }
+            LOOP_SET_CAPACITY => {
+                may_write()?;
+                self.set_capacity(bdev.disk()).map(|()| 0)
+            }
+            LOOP_SET_DIRECT_IO => {
+                may_write()?;
+                self.set_direct_io(bdev.disk(), arg != 0).map(|()| 0)
+            }
+            LOOP_SET_BLOCK_SIZE => {
+                may_write()?;
+                // loop.c truncates the `unsigned long` to `unsigned int`.
+                self.set_block_size(bdev, mode, arg as u32).map(|()| 0)
+            }
+            _ => Err(EINVAL),
+        }
+    }
+
+    /// `lo_compat_ioctl`: the 64-bit structures have the same layout for
+    /// 32-bit callers; unknown commands get `ENOIOCTLCMD`, as in loop.c.
+    pub(crate) fn compat_ioctl(
+        &self,
+        bdev: &BlockDevice<LoopOps>,
+        mode: OpenMode,
+        cmd: u32,
+        arg: usize,
+    ) -> Result<i32> {
+        match cmd {
+            LOOP_SET_CAPACITY | LOOP_CLR_FD | LOOP_GET_STATUS64 | LOOP_SET_STATUS64
+            | LOOP_CONFIGURE | LOOP_SET_FD | LOOP_SET_DIRECT_IO | LOOP_SET_BLOCK_SIZE => {
+                self.ioctl(bdev, mode, cmd, arg)
+            }
+            _ => Err(ENOIOCTLCMD),
+        }
+    }
+
+    /// `loop_configure`: binds the device to the file at `config.fd`.
+    fn configure(
+        &self,
+        bdev: &BlockDevice<LoopOps>,
+        mode: OpenMode,
+        config: &LoopConfig,
+    ) -> Result {
+        let file = BackingFile::from_fd(config.fd)?;
+        // loop_check_backing_file()
+        if !file.has_read_iter() || (file.is_writable() && !file.has_write_iter()) {
+            return Err(EINVAL);
+        }
+        let module = ModuleRef::get();
+        // Upgrade to an exclusive claim, so the device does not change
+        // under an exclusive owner.
+        let _claim = bdev.claim(mode)?;
+        let _validate = self.driver.validate_lock.lock();
+        let disk = bdev.disk();
+
+        let mut cfg = self.config.lock();
+        if cfg.state != State::Unbound {
+            return Err(EBUSY);
+        }
+        self.validate_backing_file(&file, bdev)?;
+        if config.info.flags & !CONFIGURE_SETTABLE_FLAGS != 0 {
+            return Err(EINVAL);
+        }
+        validate_info(&config.info)?;
+
+        let mut flags = config.info.flags;
+        if !file.is_writable() || !mode.write() || !file.has_write_iter() {
+            flags |= LO_FLAGS_READ_ONLY;
+        }
+        if file.opened_direct() {
+            flags |= LO_FLAGS_DIRECT_IO;
+        }
+        let dio_align = file.dio_alignment();
+        let block_size = match config.block_size {
+            0 => dio::default_block_size(flags & LO_FLAGS_DIRECT_IO != 0, dio_align),
+            bs => bs,
+        };
+        // Invalid block sizes fail here, before anything changes.
+        disk.update_limits(|lim| set_limits(lim, &file, flags, block_size))?;
+
+        disk.suppress_uevents(true);
+        disk.force_media_change();
+        disk.set_read_only(flags & LO_FLAGS_READ_ONLY != 0);
+        let saved_gfp = file.restrict_gfp_mask();
+        // Direct I/O may be turned on: write the page cache back first, so
+        // that the individual I/Os need not. Its result does not matter,
+        // as in loop.c.
+        let _ = file.fsync();
+
+        let dio_inputs = DioInputs {
+            file_can_odirect: file.can_direct_io(),
+            dio_align,
+            logical_block_size: disk.logical_block_size(),
+            offset: config.info.offset,
+        };
+        if flags & LO_FLAGS_DIRECT_IO != 0 && dio::can_use_dio(&dio_inputs).is_err() {
+            flags &= !LO_FLAGS_DIRECT_IO;
+        }
+        let sysfs = match GroupRegistration::new(disk, self.driver.attrs.clone()) {
+            Ok(reg) => Some(reg),
+            Err(e) => {
+                // loop.c only warns when the group cannot be created.
+                pr_warn!("loop{}: cannot create sysfs group ({:?})\n", self.index, e);
+                None
+            }
+        };
+        let size = file.size().unwrap_or(0);
+        cfg.binding = Some(Binding {
+            file,
+            offset: config.info.offset,
+            sizelimit: config.info.sizelimit,
+            file_name: stored_file_name(&config.info.file_name),
+            dio_align,
+            saved_gfp,
+            sysfs,
+            _module: module,
+        });
+        let capacity = geometry::capacity_sectors(size, config.info.offset, config.info.sizelimit);
+        disk.set_capacity_and_notify(capacity);
+
+        cfg.state = State::Bound;
+        if self.driver.part_shift != 0 {
+            flags |= LO_FLAGS_PARTSCAN;
+        }
+        cfg.flags = flags;
+        self.publish(&cfg);
+        let partscan = flags & LO_FLAGS_PARTSCAN != 0;
+        if partscan {
+            disk.set_partition_scan(true);
+        }
+        disk.suppress_uevents(false);
+        disk.uevent_change();
+        drop(cfg);
+        drop(_validate);
+        if partscan {
+            self.reread_partitions(disk);
+        }
+        Ok(())
+    }
+
+    /// `loop_validate_file`: no loop-on-loop cycle back to this device, a
+    /// bound device at every step of a chain, and a regular file or block
+    /// device at its end. Called with the validate lock held.
+    fn validate_backing_file(&self, file: &BackingFile, bdev: &BlockDevice<LoopOps>) -> Result {
+        let mut rdev = file.block_device_number();
+        while let Some(dev) = rdev.filter(|&d| d >> 20 == crate::LOOP_MAJOR) {
+            if dev == bdev.dev() {
+                return Err(EBADF);
+            }
+            let other = self
+                .driver
+                .find((dev & 0xfffff) >> self.driver.part_shift)
+                .ok_or(EINVAL)?;
+            let target = other.io_target().ok_or(EINVAL)?;
+            rdev = BackingFile::from_file(target.file).block_device_number();
+        }
+        if !file.is_regular() && !file.is_block_device() {
+            return Err(EINVAL);
+        }
+        Ok(())
+    }
+
+    /// `loop_clr_fd`: detaches lazily, at the last close.
+    fn clr_fd(&self, disk: &Disk<LoopOps>) -> Result {
+        let _validate = self.driver.validate_lock.lock();
+        let mut cfg = self.config.lock();
+        if cfg.state != State::Bound {
+            return Err(ENXIO);
+        }
+        cfg.flags |= LO_FLAGS_AUTOCLEAR;
+        if disk.openers() == 1 {
+            cfg.state = State::Rundown;
+        }
+        self.publish(&cfg);
+        Ok(())
+    }
+
+    /// `loop_set_status`.
+    fn set_status(&self, bdev: &BlockDevice<LoopOps>, info: &LoopInfo64) -> Result {
+        let disk = bdev.disk();
+        let mut cfg = self.config.lock();
+        let (offset, sizelimit) = match &cfg.binding {
+            Some(b) if cfg.state == State::Bound => (b.offset, b.sizelimit),
+            _ => return Err(ENXIO),
+        };
+        let size_changed = offset != info.offset || sizelimit != info.sizelimit;
+        if size_changed {
+            bdev.sync();
+            bdev.invalidate();
+        }
+        let partscan;
+        {
+            // I/O is drained before the offset or size limit changes.
+            let _frozen = disk.freeze();
+            validate_info(info)?;
+            let flags = cfg.flags;
+            partscan = flags & LO_FLAGS_PARTSCAN == 0 && info.flags & LO_FLAGS_PARTSCAN != 0;
+            let mut flags = flags & !SET_STATUS_CLEARABLE_FLAGS;
+            flags |= info.flags & SET_STATUS_SETTABLE_FLAGS;
+            let lbs = disk.logical_block_size();
+            let binding = cfg.binding.as_mut().ok_or(ENXIO)?;
+            binding.offset = info.offset;
+            binding.sizelimit = info.sizelimit;
+            binding.file_name = stored_file_name(&info.file_name);
+            if flags & LO_FLAGS_DIRECT_IO != 0 && !binding_can_dio(binding, lbs) {
+                flags &= !LO_FLAGS_DIRECT_IO;
+            }
+            cfg.flags = flags;
+            self.publish(&cfg);
+        }
+        if partscan {
+            disk.set_partition_scan(true);
+        }
+        if size_changed {
+            let capacity = binding_capacity(cfg.binding.as_ref().ok_or(ENXIO)?);
+            disk.set_capacity_and_notify(capacity);
+        }
+        drop(cfg);
+        if partscan {
+            self.reread_partitions(disk);
+        }
+        Ok(())
+    }
+
+    /// `loop_get_status`.
+    fn get_status(&self) -> Result<LoopInfo64> {
+        let (mut info, file) = {
+            let cfg = self.config.lock();
+            let b = match &cfg.binding {
+                Some(b) if cfg.state == State::Bound => b,
+                _ => return Err(ENXIO),
+            };
+            let mut info = LoopInfo64::zeroed();
+            info.number = self.index;
+            info.offset = b.offset;
+            info.sizelimit = b.sizelimit;
+            info.flags = cfg.flags;
+            info.file_name = b.file_name;
+            (info, BackingFile::from_file(b.file.file().clone()))
+        };
+        // The lock is dropped before calling into the file system.
+        let ids = file.ids()?;
+        info.device = huge_encode_dev(ids.dev);
+        info.inode = ids.ino;
+        info.rdevice = huge_encode_dev(ids.rdev);
+        Ok(info)
+    }
+
+    /// `loop_set_capacity`.
+    fn set_capacity(&self, disk: &Disk<LoopOps>) -> Result {
+        let cfg = self.config.lock();
+        let binding = match &cfg.binding {
+            Some(b) if cfg.state == State::Bound => b,
+            _ => return Err(ENXIO),
+        };
+        disk.set_capacity_and_notify(binding_capacity(binding));
+        Ok(())
+    }
+
+    /// `loop_set_dio`.
+    fn set_direct_io(&self, disk: &Disk<LoopOps>, on: bool) -> Result {
+        let mut cfg = self.config.lock();
+        let binding = match &cfg.binding {
+            Some(b) if cfg.state == State::Bound => b,
+            _ => return Err(ENXIO),
+        };
+        if (cfg.flags & LO_FLAGS_DIRECT_IO != 0) == on {
+            return Ok(());
+        }
+        if on {
+            if !binding_can_dio(binding, disk.logical_block_size()) {
+                return Err(EINVAL);
+            }
+            // Cached dirty pages must reach the file before direct I/O
+            // bypasses the cache; loop.c ignores the result too.
+            let _ = binding.file.fsync();
+        }
+        let _frozen = disk.freeze();
+        cfg.flags ^= LO_FLAGS_DIRECT_IO;
+        self.publish(&cfg);
+        Ok(())
+    }
+
+    /// `loop_set_block_size`.
+    fn set_block_size(&self, bdev: &BlockDevice<LoopOps>, mode: OpenMode, size: u32) -> Result {
+        let disk = bdev.disk();
+        let _claim = bdev.claim(mode)?;
+        let mut cfg = self.config.lock();
+        if cfg.state != State::Bound || cfg.binding.is_none() {
+            return Err(ENXIO);
+        }
+        if disk.logical_block_size() == size {
+            return Ok(());
+        }
+        bdev.sync();
+        bdev.invalidate();
+        let flags = cfg.flags;
+        let binding = cfg.binding.as_ref().ok_or(ENXIO)?;
+        let keep_dio = flags & LO_FLAGS_DIRECT_IO == 0 || binding_can_dio(binding, size);
+        let file = BackingFile::from_file(binding.file.file().clone());
+        disk.update_limits_frozen(
+            |lim| set_limits(lim, &file, flags, size),
+            || {
+                if !keep_dio {
+                    cfg.flags &= !LO_FLAGS_DIRECT_IO;
+                }
+                self.publish(&cfg);
+            },
+        )
+    }
+
+    /// `loop_reread_partitions`.
+    fn reread_partitions(&self, disk: &Disk<LoopOps>) {
+        if let Err(e) = disk.rescan_partitions() {
+            let cfg = self.config.lock();
+            let name = cfg
+                .binding
+                .as_ref()
+                .map(|b| b.file_name)
+                .unwrap_or([0; LO_NAME_SIZE]);
+            let name = CStr::from_bytes_until_nul(&name).unwrap_or(c"");
+            pr_warn!(
+                "loop_reread_partitions: partition scan of loop{} ({}) failed (rc={})\n",
+                self.index,
+                name.to_str().unwrap_or("?"),
+                e.to_errno()
+            );
+        }
+    }
+
+    // ---- sysfs --------------------------------------------------------
+
+    /// Shows attribute `index` of [`ATTR_NAMES`], in loop.c's formats.
+    pub(crate) fn show_attr(&self, index: usize, out: &mut SysfsOutput<'_>) -> Result {
+        // Only the spinlock: sysfs removal waits for readers while the
+        // config lock is held.
+        let target = self.io_target().ok_or(ENXIO)?;
+        let flag = |f: u32| u32::from(target.flags & f != 0);
+        match index {
+            0 => {
+                let mut buf = KVec::from_elem(0u8, PATH_MAX, GFP_KERNEL)?;
+                let path = BackingFile::from_file(target.file).path(&mut buf)?;
+                out.write_bytes(path)?;
+                return out.write_bytes(b"\n");
+            }
+            1 => writeln!(out, "{}", target.offset),
+            2 => writeln!(out, "{}", target.sizelimit),
+            3 => writeln!(out, "{}", flag(LO_FLAGS_AUTOCLEAR)),
+            4 => writeln!(out, "{}", flag(LO_FLAGS_PARTSCAN)),
+            5 => writeln!(out, "{}", flag(LO_FLAGS_DIRECT_IO)),
+            _ => return Err(EINVAL),
+        }
+        .map_err(|_| EINVAL)
+    }
+}
+
+/// `PATH_MAX`: the buffer `file_path()` writes the backing file's path to.
+const PATH_MAX: usize = 4096;
+
+/// `loop_update_limits`: block size, write cache, rotational and discard.
+fn set_limits(lim: &mut Limits, file: &BackingFile, flags: u32, block_size: u32) {
+    lim.set_block_size(block_size);
+    lim.set_feature(
+        features::WRITE_CACHE,
+        file.has_fsync() && flags & LO_FLAGS_READ_ONLY == 0,
+    );
+    lim.set_feature(features::ROTATIONAL, file.is_rotational());
+    let (max_discard, granularity) = file.discard_config();
+    lim.set_discard(max_discard, granularity);
+}
+
+/// `lo_can_use_dio` for a binding and a logical block size.
+fn binding_can_dio(b: &Binding, logical_block_size: u32) -> bool {
+    dio::can_use_dio(&DioInputs {
+        file_can_odirect: b.file.can_direct_io(),
+        dio_align: b.dio_align,
+        logical_block_size,
+        offset: b.offset,
+    })
+    .is_ok()
+}
+
+/// `lo_calculate_size` in sectors; a file whose size cannot be read counts
+/// as empty, as in loop.c.
+fn binding_capacity(b: &Binding) -> u64 {
+    geometry::capacity_sectors(b.file.size().unwrap_or(0), b.offset, b.sizelimit)
+}
+
+/// `loop_set_status_from_info` checks, with loop.c's warnings and errno.
+fn validate_info(info: &LoopInfo64) -> Result {
+    uapi::validate_info(info).map_err(|e| match e {
+        InfoError::Invalid => EINVAL,
+        InfoError::XorRemoved => {
+            pr_warn!("support for the xor transformation has been removed.\n");
+            EINVAL
+        }
+        InfoError::CryptoApiRemoved => {
+            pr_warn!("support for cryptoloop has been removed.  Use dm-crypt instead.\n");
+            EINVAL
+        }
+        InfoError::Overflow => EOVERFLOW,
+    })
+}

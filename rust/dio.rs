@@ -1,0 +1,55 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The direct I/O decision of a loop device, as Linux 7.2 makes it.
+//!
+//! Kernel-free: it uses only `core`, so host `cargo test` (tests/host)
+//! compiles this file unchanged.
+
+/// What decides whether a bound device can do direct I/O.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct DioInputs {
+    /// The backing file supports `O_DIRECT` (`FMODE_CAN_ODIRECT`).
+    pub(crate) file_can_odirect: bool,
+    /// The file's direct I/O alignment (`STATX_DIOALIGN`, else the
+    /// logical block size of its file system's device, else 512).
+    pub(crate) dio_align: u32,
+    /// The loop device's logical block size.
+    pub(crate) logical_block_size: u32,
+    /// The device's offset into the file.
+    pub(crate) offset: u64,
+}
+
+/// Why direct I/O cannot be used.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum DioRefusal {
+    /// The backing file does not support `O_DIRECT`.
+    FileCannotODirect,
+    /// The logical block size is below the file's DIO alignment.
+    BlockSizeBelowAlignment,
+    /// The offset is not a multiple of the file's DIO alignment.
+    OffsetUnaligned,
+}
+
+/// `lo_can_use_dio()`.
+pub(crate) fn can_use_dio(i: &DioInputs) -> Result<(), DioRefusal> {
+    if !i.file_can_odirect {
+        return Err(DioRefusal::FileCannotODirect);
+    }
+    if i.logical_block_size < i.dio_align {
+        return Err(DioRefusal::BlockSizeBelowAlignment);
+    }
+    // `dio_align` is a power of two; 0 would mean no constraint.
+    if i.dio_align != 0 && i.offset & u64::from(i.dio_align - 1) != 0 {
+        return Err(DioRefusal::OffsetUnaligned);
+    }
+    Ok(())
+}
+
+/// `loop_default_blocksize()`: the block size used when the caller gives 0.
+pub(crate) fn default_block_size(dio_requested: bool, dio_align: u32) -> u32 {
+    if dio_requested {
+        dio_align
+    } else {
+        512
+    }
+}

@@ -1,0 +1,480 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The backing file of a loop device, and kiocb submission to it.
+//!
+//! C headers: [`include/linux/fs.h`](srctree/include/linux/fs.h),
+//! [`include/linux/falloc.h`](srctree/include/uapi/linux/falloc.h)
+//!
+//! [`BackingFile`] wraps a `struct file` taken from a file descriptor and
+//! answers what a loop driver needs to know about it. [`FileIo`] is a
+//! `struct kiocb` embedded in the object it serves (a request), submitted
+//! to the file's `->read_iter`/`->write_iter`, directly or buffered.
+
+use crate::blk::bvec::{BvecIter, Direction};
+use crate::helpers_ffi as ffi;
+use core::{cell::UnsafeCell, ptr::NonNull};
+use kernel::{
+    bindings,
+    error::to_result,
+    fs::{File, LocalFile},
+    prelude::*,
+    sync::{
+        aref::ARef,
+        atomic::{Acquire, Atomic, Full, Relaxed, Release},
+    },
+};
+
+/// `fallocate()` modes (`include/uapi/linux/falloc.h`), not in the bindings.
+pub(crate) mod falloc {
+    /// `FALLOC_FL_KEEP_SIZE`.
+    pub(crate) const KEEP_SIZE: i32 = 0x01;
+    /// `FALLOC_FL_PUNCH_HOLE`.
+    pub(crate) const PUNCH_HOLE: i32 = 0x02;
+    /// `FALLOC_FL_ZERO_RANGE`.
+    pub(crate) const ZERO_RANGE: i32 = 0x10;
+}
+
+/// What `vfs_getattr()` tells about a backing file, for `LOOP_GET_STATUS`.
+pub(crate) struct FileIds {
+    /// Device of the file system (`stat.dev`), kernel encoding.
+    pub(crate) dev: u32,
+    /// Inode number.
+    pub(crate) ino: u64,
+    /// Device the file represents (`stat.rdev`), kernel encoding.
+    pub(crate) rdev: u32,
+}
+
+/// The file a loop device reads and writes.
+///
+/// # Invariants
+///
+/// `file` is a referenced, open file.
+pub(crate) struct BackingFile {
+    file: ARef<File>,
+}
+
+impl BackingFile {
+    /// Takes a reference to the file open at `fd` in the calling process.
+    /// Only valid in a system call (an ioctl), as `fget()` requires.
+    pub(crate) fn from_fd(fd: u32) -> Result<Self> {
+        let local = LocalFile::fget(fd).map_err(|_| EBADF)?;
+        // SAFETY: We are in an ioctl, which never runs under `fdget_pos()`,
+        // and the file reference does not escape to user space.
+        let file = unsafe { LocalFile::assume_no_fdget_pos(local) };
+        Ok(Self { file })
+    }
+
+    /// Wraps a file reference that is already held.
+    pub(crate) fn from_file(file: ARef<File>) -> Self {
+        Self { file }
+    }
+
+    fn as_raw(&self) -> *mut bindings::file {
+        self.file.as_ptr()
+    }
+
+    /// The underlying file.
+    pub(crate) fn file(&self) -> &ARef<File> {
+        &self.file
+    }
+
+    fn inode(&self) -> *mut bindings::inode {
+        // SAFETY: An open file has a mapping with a host inode.
+        unsafe { (*(*self.as_raw()).f_mapping).host }
+    }
+
+    fn i_mode(&self) -> u32 {
+        // SAFETY: The inode lives as long as the file.
+        unsafe { (*self.inode()).i_mode as u32 }
+    }
+
+    /// Whether the file is a block device node.
+    pub(crate) fn is_block_device(&self) -> bool {
+        self.i_mode() & bindings::S_IFMT == bindings::S_IFBLK
+    }
+
+    /// Whether the file is a regular file.
+    pub(crate) fn is_regular(&self) -> bool {
+        self.i_mode() & bindings::S_IFMT == bindings::S_IFREG
+    }
+
+    /// For a block device node, its device number (`i_rdev`).
+    pub(crate) fn block_device_number(&self) -> Option<u32> {
+        if self.is_block_device() {
+            // SAFETY: The inode lives as long as the file.
+            Some(unsafe { (*self.inode()).i_rdev })
+        } else {
+            None
+        }
+    }
+
+    /// Whether the file was opened for writing (`FMODE_WRITE`).
+    pub(crate) fn is_writable(&self) -> bool {
+        // SAFETY: The file is valid by the type invariant.
+        unsafe { ffi::rloop_file_writable(self.as_raw()) }
+    }
+
+    /// Whether the file supports direct I/O (`FMODE_CAN_ODIRECT`).
+    pub(crate) fn can_direct_io(&self) -> bool {
+        // SAFETY: The file is valid by the type invariant.
+        unsafe { ffi::rloop_file_can_direct_io(self.as_raw()) }
+    }
+
+    /// Whether the file was opened with `O_DIRECT`.
+    pub(crate) fn opened_direct(&self) -> bool {
+        self.file.flags() & kernel::fs::file::flags::O_DIRECT != 0
+    }
+
+    fn f_op(&self) -> &bindings::file_operations {
+        // SAFETY: An open file has valid, static file operations.
+        unsafe { &*(*self.as_raw()).f_op }
+    }
+
+    /// Whether the file can be read with `->read_iter`.
+    pub(crate) fn has_read_iter(&self) -> bool {
+        self.f_op().read_iter.is_some()
+    }
+
+    /// Whether the file can be written with `->write_iter`.
+    pub(crate) fn has_write_iter(&self) -> bool {
+        self.f_op().write_iter.is_some()
+    }
+
+    /// Whether the file implements `->fsync`.
+    pub(crate) fn has_fsync(&self) -> bool {
+        self.f_op().fsync.is_some()
+    }
+
+    /// Whether the file implements `->fallocate`.
+    pub(crate) fn has_fallocate(&self) -> bool {
+        self.f_op().fallocate.is_some()
+    }
+
+    /// The file's size in bytes, as loop.c's `lo_calculate_size()` reads it.
+    pub(crate) fn size(&self) -> Result<u64> {
+        if self.is_block_device() {
+            // SAFETY: The inode lives as long as the file; `i_size` of a
+            // block device inode is read with `i_size_read()`.
+            return Ok(unsafe { ffi::rloop_inode_size(self.inode()) } as u64);
+        }
+        let mut stat: bindings::kstat = pin_init::zeroed();
+        // SAFETY: The file's path is valid; `stat` is writable.
+        to_result(unsafe {
+            bindings::vfs_getattr_nosec(
+                &raw mut (*self.as_raw()).__bindgen_anon_1.f_path,
+                &mut stat,
+                bindings::STATX_SIZE,
+                0,
+            )
+        })?;
+        Ok(stat.size.max(0) as u64)
+    }
+
+    /// Device and inode numbers of the file.
+    pub(crate) fn ids(&self) -> Result<FileIds> {
+        let mut stat: bindings::kstat = pin_init::zeroed();
+        // SAFETY: The file's path is valid; `stat` is writable.
+        to_result(unsafe {
+            bindings::vfs_getattr(
+                &raw mut (*self.as_raw()).__bindgen_anon_1.f_path,
+                &mut stat,
+                bindings::STATX_INO,
+                bindings::AT_STATX_SYNC_AS_STAT as u32,
+            )
+        })?;
+        Ok(FileIds {
+            dev: stat.dev,
+            ino: stat.ino,
+            rdev: stat.rdev,
+        })
+    }
+
+    /// The smallest direct I/O size and alignment of the file: its
+    /// `STATX_DIOALIGN` offset alignment, else the logical block size of its
+    /// file system's device, else 512 (loop.c's `loop_query_min_dio_size()`).
+    pub(crate) fn dio_alignment(&self) -> u32 {
+        let mut stat: bindings::kstat = pin_init::zeroed();
+        // SAFETY: The file's path is valid; `stat` is writable.
+        let ret = unsafe {
+            bindings::vfs_getattr(
+                &raw mut (*self.as_raw()).__bindgen_anon_1.f_path,
+                &mut stat,
+                bindings::STATX_DIOALIGN,
+                0,
+            )
+        };
+        if ret == 0 && stat.result_mask & bindings::STATX_DIOALIGN != 0 {
+            return stat.dio_offset_align;
+        }
+        // SAFETY: The inode and its super block live as long as the file.
+        let sb_bdev = unsafe { (*(*self.inode()).i_sb).s_bdev };
+        if sb_bdev.is_null() {
+            512
+        } else {
+            // SAFETY: A mounted file system's device is valid.
+            unsafe { ffi::rloop_bdev_logical_block_size(sb_bdev) }
+        }
+    }
+
+    /// The block device under the file: the device itself for a device
+    /// node, else its file system's device, if any.
+    fn backing_bdev(&self) -> *mut bindings::block_device {
+        if self.is_block_device() {
+            // SAFETY: The inode of a block device node is a bdev inode.
+            unsafe { bindings::I_BDEV(self.inode()) }
+        } else {
+            // SAFETY: The inode and its super block live as long as the file.
+            unsafe { (*(*self.inode()).i_sb).s_bdev }
+        }
+    }
+
+    /// Whether the storage under the file is rotational.
+    pub(crate) fn is_rotational(&self) -> bool {
+        let bdev = self.backing_bdev();
+        // SAFETY: `bdev` is null or valid while the file is open.
+        !bdev.is_null() && unsafe { ffi::rloop_bdev_rotational(bdev) }
+    }
+
+    /// Discard limits as loop.c's `loop_get_discard_config()` computes them:
+    /// `(max_discard_sectors, granularity)`.
+    pub(crate) fn discard_config(&self) -> (u32, u32) {
+        if self.is_block_device() {
+            let bdev = self.backing_bdev();
+            // SAFETY: The bdev of an open device node is valid.
+            return unsafe {
+                (
+                    ffi::rloop_bdev_write_zeroes_sectors(bdev),
+                    ffi::rloop_bdev_discard_granularity(bdev),
+                )
+            };
+        }
+        if !self.has_fallocate() {
+            return (0, 0);
+        }
+        let mut bsize = 0u32;
+        // SAFETY: The file is valid; `bsize` is writable.
+        if unsafe { ffi::rloop_file_statfs_bsize(self.as_raw(), &mut bsize) } != 0 {
+            return (0, 0);
+        }
+        (u32::MAX >> 9, bsize)
+    }
+
+    /// `vfs_fsync()` of the whole file.
+    pub(crate) fn fsync(&self) -> Result {
+        // SAFETY: The file is valid by the type invariant.
+        to_result(unsafe { bindings::vfs_fsync(self.as_raw(), 0) })
+    }
+
+    /// Calls the file's `->fallocate` with `mode` on `len` bytes at `pos`.
+    pub(crate) fn fallocate(&self, mode: i32, pos: i64, len: i64) -> Result {
+        let fallocate = self
+            .f_op()
+            .fallocate
+            .ok_or(Error::from_errno(-(bindings::EOPNOTSUPP as i32)))?;
+        // SAFETY: The file is valid and implements `->fallocate`.
+        // The result is 0 or a negative errno, which fits an `int`.
+        to_result(unsafe { fallocate(self.as_raw(), mode, pos, len) } as i32)
+    }
+
+    /// Writes the file's path into `buf` (`file_path()`), returning the
+    /// path's bytes within `buf`.
+    pub(crate) fn path<'a>(&self, buf: &'a mut [u8]) -> Result<&'a [u8]> {
+        let len = i32::try_from(buf.len()).map_err(|_| EINVAL)?;
+        // SAFETY: `buf` is writable for `len` bytes.
+        let p = unsafe { bindings::file_path(self.as_raw(), buf.as_mut_ptr(), len) };
+        let p = kernel::error::from_err_ptr(p)?;
+        let start = (p as usize) - (buf.as_ptr() as usize);
+        let tail = &buf[start..];
+        let end = tail.iter().position(|&b| b == 0).unwrap_or(tail.len());
+        Ok(&buf[start..start + end])
+    }
+
+    /// Keeps the file's page cache from recursing into I/O for reclaim
+    /// (clears `__GFP_IO` and `__GFP_FS` of its mapping), returning the
+    /// previous mask for [`BackingFile::restore_gfp_mask`].
+    pub(crate) fn restrict_gfp_mask(&self) -> u32 {
+        // SAFETY: The file and its mapping are valid.
+        unsafe { ffi::rloop_mapping_restrict_gfp(self.as_raw()) }
+    }
+
+    /// Restores a mask saved by [`BackingFile::restrict_gfp_mask`].
+    pub(crate) fn restore_gfp_mask(&self, mask: u32) {
+        // SAFETY: The file and its mapping are valid.
+        unsafe { ffi::rloop_mapping_set_gfp(self.as_raw(), mask) };
+    }
+}
+
+/// An object with an embedded [`FileIo`], completed when its I/O ends.
+///
+/// # Safety
+///
+/// `from_file_io` must return the handle that `into_file_io` gave up, and
+/// the memory that [`FileIo::submit`]'s iterator describes must stay valid
+/// while the handle is given up.
+pub(crate) unsafe trait IoOwner: Send + Sized {
+    /// Gives up the handle, returning its embedded `FileIo`.
+    fn into_file_io(self) -> NonNull<FileIo>;
+
+    /// Takes back the handle given up by `into_file_io`.
+    ///
+    /// # Safety
+    ///
+    /// `io` must come from `into_file_io`, once.
+    unsafe fn from_file_io(io: NonNull<FileIo>) -> Self;
+
+    /// The I/O ended with `result`: bytes transferred, or a negative errno.
+    /// May run in hard-IRQ context, so it must not sleep or take locks
+    /// that are not IRQ-safe.
+    fn io_done(self, result: isize);
+}
+
+/// A `struct kiocb` with what its asynchronous completion needs.
+///
+/// # Invariants
+///
+/// While an I/O is in flight, `iocb` and `file` belong to it: `file` holds
+/// a reference to `iocb.ki_filp`, and `refs` counts the submitter and the
+/// completion, the last of which ends the I/O.
+pub(crate) struct FileIo {
+    iocb: UnsafeCell<bindings::kiocb>,
+    file: UnsafeCell<Option<ARef<File>>>,
+    refs: Atomic<i32>,
+    result: Atomic<isize>,
+    write: UnsafeCell<bool>,
+}
+
+// SAFETY: The fields are used by one I/O at a time, whose owner and
+// completion are ordered by `refs`.
+unsafe impl Send for FileIo {}
+// SAFETY: See `Send`.
+unsafe impl Sync for FileIo {}
+
+impl FileIo {
+    /// An idle `FileIo`.
+    pub(crate) fn new() -> Self {
+        Self {
+            iocb: UnsafeCell::new(pin_init::zeroed()),
+            file: UnsafeCell::new(None),
+            refs: Atomic::new(0),
+            result: Atomic::new(0),
+            write: UnsafeCell::new(false),
+        }
+    }
+
+    /// The result of the last I/O: bytes transferred, or a negative errno.
+    /// Valid once the owner is handed back.
+    pub(crate) fn result(&self) -> isize {
+        self.result.load(Acquire)
+    }
+
+    /// Records the result of an operation the owner did without a kiocb,
+    /// such as a flush, for whoever completes it.
+    pub(crate) fn set_result(&self, result: isize) {
+        self.result.store(result, Release);
+    }
+
+    /// Submits a read or write of `iter` at byte `pos` of `file` for
+    /// `owner`, with direct I/O (`IOCB_DIRECT`, completed asynchronously)
+    /// or buffered (synchronous). `owner.io_done()` runs exactly once with
+    /// the result, here or from the file system's completion.
+    pub(crate) fn submit<O: IoOwner>(
+        owner: O,
+        file: ARef<File>,
+        iter: BvecIter,
+        dir: Direction,
+        pos: i64,
+        direct: bool,
+        ioprio: u16,
+    ) {
+        let mut iter = iter;
+        let io = owner.into_file_io();
+        // SAFETY: The owner gave `io` up to this I/O, so nothing else uses
+        // it until `finish` hands it back. `iter` describes memory that
+        // `IoOwner` keeps valid meanwhile.
+        let ret = unsafe {
+            let this = io.as_ref();
+            let iocb = this.iocb.get();
+            let filp = file.as_ptr();
+            *this.file.get() = Some(file);
+            *this.write.get() = dir == Direction::ToFile;
+            iocb.write(pin_init::zeroed());
+            (*iocb).ki_filp = filp;
+            (*iocb).ki_pos = pos;
+            (*iocb).ki_ioprio = ioprio;
+            if direct {
+                (*iocb).ki_flags = bindings::IOCB_DIRECT as i32;
+                (*iocb).ki_complete = Some(Self::complete_callback::<O>);
+            }
+            this.refs.store(2, Relaxed);
+            let f_op = &*(*filp).f_op;
+            match dir {
+                Direction::ToFile => {
+                    ffi::rloop_kiocb_start_write(iocb);
+                    match f_op.write_iter {
+                        Some(write_iter) => write_iter(iocb, &mut iter.iter),
+                        None => EINVAL.to_errno() as isize,
+                    }
+                }
+                Direction::FromFile => match f_op.read_iter {
+                    Some(read_iter) => read_iter(iocb, &mut iter.iter),
+                    None => EINVAL.to_errno() as isize,
+                },
+            }
+        };
+        // SAFETY: `io` is in flight; we drop the submitter's reference.
+        unsafe { Self::put::<O>(io) };
+        if ret != -(bindings::EIOCBQUEUED as isize) {
+            // SAFETY: The I/O did not queue, so no completion will come; we
+            // drop the completion's reference with the result.
+            unsafe {
+                io.as_ref().result.store(ret, Relaxed);
+                Self::put::<O>(io);
+            }
+        }
+    }
+
+    /// # Safety
+    ///
+    /// Called by the file system for a kiocb submitted by `submit::<O>`.
+    unsafe extern "C" fn complete_callback<O: IoOwner>(iocb: *mut bindings::kiocb, ret: isize) {
+        // SAFETY: `iocb` is the first field's contents of a `FileIo`
+        // (`UnsafeCell` is transparent), and the I/O holds a reference.
+        unsafe {
+            let io = NonNull::new_unchecked(
+                iocb.cast::<u8>()
+                    .sub(core::mem::offset_of!(FileIo, iocb))
+                    .cast::<FileIo>(),
+            );
+            io.as_ref().result.store(ret, Relaxed);
+            Self::put::<O>(io);
+        }
+    }
+
+    /// Drops one reference; the last one ends the I/O. IRQ-safe.
+    ///
+    /// # Safety
+    ///
+    /// `io` must be in flight with a reference held by the caller.
+    unsafe fn put<O: IoOwner>(io: NonNull<FileIo>) {
+        // SAFETY: The caller holds a reference, so `io` is valid.
+        let this = unsafe { io.as_ref() };
+        // Full ordering: the other side's writes, including `result`, are
+        // visible to whoever drops the last reference.
+        if this.refs.fetch_sub(1, Full) != 1 {
+            return;
+        }
+        // SAFETY: We dropped the last reference, so the I/O is over and we
+        // have the fields to ourselves.
+        unsafe {
+            if *this.write.get() {
+                ffi::rloop_kiocb_end_write(this.iocb.get());
+            }
+            // `fput()` may be called from any context.
+            drop((*this.file.get()).take());
+        }
+        let result = this.result.load(Relaxed);
+        // SAFETY: `io` came from `O::into_file_io` in `submit`.
+        let owner = unsafe { O::from_file_io(io) };
+        owner.io_done(result);
+    }
+}

@@ -1,0 +1,201 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The I/O path: blk-mq operations, the per-device worker, and completion.
+//!
+//! Driver logic: no `unsafe` here.
+//!
+//! ```text
+//!  queue_rq ──► worker (kthread "loopN") ──► read/write: kiocb ─► ->read_iter/->write_iter
+//!                     │                                   │ direct: -EIOCBQUEUED, later ki_complete
+//!                     │ flush/discard/zeroes: vfs calls   │ buffered: returns the result
+//!                     ▼                                   ▼
+//!              result in the PDU ──────────► blk_mq_complete_request ──► complete(): end or requeue
+//! ```
+//!
+//! Every request ends exactly once: it is owned by one `Request` token at a
+//! time, which `complete()` finally consumes. A token dropped by mistake
+//! ends its request with an I/O error instead of losing it.
+
+use crate::{
+    blk::{
+        bvec::{BvecTable, Direction},
+        impl_request_field, BlockDevice, Disk, DiskAttributes, DiskOperations, Op, OpenMode,
+        Operations, Request, Status, SysfsOutput, WorkHandler,
+    },
+    device::{LoopDevice, ATTR_NAMES},
+    file_io::{falloc, BackingFile, FileIo},
+    kthread::KthreadWork,
+    memalloc::NoIoScope,
+    status,
+};
+use kernel::{
+    fs::File,
+    prelude::*,
+    sync::{aref::ARef, Arc, ArcBorrow},
+};
+
+/// The loop driver's blk-mq and block device operations.
+pub(crate) struct LoopOps;
+
+/// Per-request data (loop.c's `struct loop_cmd`), reused for every I/O of
+/// the request, so the I/O path allocates nothing.
+#[pin_data]
+pub(crate) struct LoopCmd {
+    #[pin]
+    work: KthreadWork,
+    io: FileIo,
+    bvecs: BvecTable,
+}
+
+impl_request_field!(LoopOps, LoopCmd, work: KthreadWork);
+impl_request_field!(LoopOps, LoopCmd, io: FileIo);
+impl_request_field!(LoopOps, LoopCmd, bvecs: BvecTable);
+
+impl Operations for LoopOps {
+    type RequestData = LoopCmd;
+    type QueueData = Arc<LoopDevice>;
+
+    fn init_request_data() -> impl PinInit<LoopCmd, Error> {
+        try_pin_init!(LoopCmd {
+            work <- KthreadWork::new::<Request<LoopOps>>(),
+            io: FileIo::new(),
+            bvecs: BvecTable::new(),
+        })
+    }
+
+    fn queue_rq(dev: ArcBorrow<'_, LoopDevice>, rq: Request<Self>, _is_last: bool) {
+        dev.worker.queue(rq);
+    }
+
+    fn commit_rqs(_dev: ArcBorrow<'_, LoopDevice>) {}
+
+    /// `lo_complete_rq`.
+    fn complete(rq: Request<Self>) {
+        let ret = rq.data().io.result();
+        match status::completion(rq.op() == Op::Read, ret, rq.bytes()) {
+            status::Completion::Done(errno) => rq.end(Status::from_errno(errno)),
+            status::Completion::RetryRest(done) => rq.requeue_rest(done),
+            status::Completion::ZeroFillAndFail => {
+                rq.zero_fill();
+                rq.end(Status::ioerr());
+            }
+        }
+    }
+}
+
+impl WorkHandler for LoopOps {
+    /// `loop_handle_cmd`, on the device's worker.
+    fn run(rq: Request<Self>) {
+        // No reclaim may recurse into the block layer from here: it could
+        // wait for this very device.
+        let _noio = NoIoScope::enter();
+        let dev = rq.queue_data();
+        let Some(target) = dev.io_target() else {
+            // Not bound (loop.c's queue_rq returns BLK_STS_IOERR).
+            rq.end(Status::ioerr());
+            return;
+        };
+        let op = rq.op();
+        if matches!(op, Op::Write | Op::Discard | Op::WriteZeroes) && target.read_only() {
+            finish_sync(rq, EIO.to_errno() as isize);
+            return;
+        }
+        let pos = (rq.sector() << crate::blk::SECTOR_SHIFT) + target.offset;
+        let Ok(pos) = i64::try_from(pos) else {
+            finish_sync(rq, EIO.to_errno() as isize);
+            return;
+        };
+        match op {
+            Op::Read | Op::Write => {
+                let dir = if op == Op::Write {
+                    Direction::ToFile
+                } else {
+                    Direction::FromFile
+                };
+                let iter = match rq.bvec_iter(dir) {
+                    Ok(iter) => iter,
+                    Err(_) => return finish_sync(rq, EIO.to_errno() as isize),
+                };
+                let ioprio = rq.ioprio();
+                let direct = target.direct_io();
+                FileIo::submit(rq, target.file, iter, dir, pos, direct, ioprio);
+            }
+            Op::Flush => {
+                let file = BackingFile::from_file(target.file);
+                let ret = file.fsync().err().map_or(0, |e| e.to_errno() as isize);
+                finish_sync(rq, ret);
+            }
+            Op::Discard | Op::WriteZeroes => {
+                let mode = if op == Op::WriteZeroes && rq.is_nounmap() {
+                    falloc::ZERO_RANGE
+                } else {
+                    falloc::PUNCH_HOLE
+                };
+                let ret = fallocate(&rq, target.file, mode, pos);
+                finish_sync(rq, ret);
+            }
+            Op::Other(_) => finish_sync(rq, EIO.to_errno() as isize),
+        }
+    }
+}
+
+/// `lo_fallocate`: discard and write-zeroes through the file's fallocate.
+fn fallocate(rq: &Request<LoopOps>, file: ARef<File>, mode: i32, pos: i64) -> isize {
+    let disk = rq.disk();
+    if disk.max_discard_sectors() == 0 {
+        return -(status::EOPNOTSUPP as isize);
+    }
+    let file = BackingFile::from_file(file);
+    let ret = file
+        .fallocate(mode | falloc::KEEP_SIZE, pos, i64::from(rq.bytes()))
+        .err()
+        .map_or(0, |e| e.to_errno() as isize);
+    if ret == -(status::EOPNOTSUPP as isize) {
+        // Configured in the hope that fallocate works; it does not, so stop
+        // advertising it, and the error is seen once.
+        let _ = disk.update_limits(|lim| {
+            if mode == falloc::ZERO_RANGE {
+                lim.clear_write_zeroes();
+            } else {
+                lim.clear_discard();
+            }
+        });
+    }
+    ret
+}
+
+/// Completes a request handled without a kiocb, with loop.c's rule for
+/// such results: `EOPNOTSUPP` stays, any other error is an I/O error.
+fn finish_sync(rq: Request<LoopOps>, ret: isize) {
+    rq.data().io.set_result(status::sync_result(ret));
+    rq.complete();
+}
+
+impl DiskOperations for LoopOps {
+    type DiskData = Arc<LoopDevice>;
+
+    fn open(disk: &Disk<Self>, _mode: OpenMode) -> Result {
+        disk.data().open()
+    }
+
+    fn release(disk: &Disk<Self>) {
+        disk.data().release(disk)
+    }
+
+    fn ioctl(bdev: &BlockDevice<Self>, mode: OpenMode, cmd: u32, arg: usize) -> Result<i32> {
+        bdev.disk().data().ioctl(bdev, mode, cmd, arg)
+    }
+
+    fn compat_ioctl(bdev: &BlockDevice<Self>, mode: OpenMode, cmd: u32, arg: usize) -> Result<i32> {
+        bdev.disk().data().compat_ioctl(bdev, mode, cmd, arg)
+    }
+}
+
+impl DiskAttributes for LoopOps {
+    const GROUP_NAME: &'static CStr = c"loop";
+    const NAMES: &'static [&'static CStr] = ATTR_NAMES;
+
+    fn show(disk: &Disk<Self>, index: usize, out: &mut SysfsOutput<'_>) -> Result {
+        disk.data().show_attr(index, out)
+    }
+}

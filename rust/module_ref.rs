@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! References to this module.
+//!
+//! C header: [`include/linux/module.h`](srctree/include/linux/module.h)
+//!
+//! A bound loop device holds its module, as loop.c does with
+//! `__module_get()`, so that the module cannot be unloaded while a device
+//! still serves a backing file, even after every opener has gone.
+
+/// A reference to this module, dropped on drop.
+///
+/// # Invariants
+///
+/// The holder owns one reference to `THIS_MODULE`.
+pub(crate) struct ModuleRef(());
+
+impl ModuleRef {
+    /// Takes a reference to this module. Only call it where the module is
+    /// already held, such as in a file or block device operation, whose
+    /// `owner` pins the module.
+    pub(crate) fn get() -> Self {
+        // SAFETY: The module is live: the caller runs its code from an
+        // operation that holds it.
+        unsafe { kernel::bindings::__module_get(crate::THIS_MODULE.as_ptr()) };
+        // INVARIANT: Taken above.
+        Self(())
+    }
+}
+
+impl Drop for ModuleRef {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant, we own one reference.
+        unsafe { kernel::bindings::module_put(crate::THIS_MODULE.as_ptr()) };
+    }
+}

@@ -1,0 +1,256 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The loop ioctl ABI of `include/uapi/linux/loop.h`.
+//!
+//! Kernel-free: it uses only `core`, so host `cargo test` (tests/host)
+//! compiles this file unchanged. Structures are decoded from and encoded to
+//! their exact byte layout on x86-64, so the driver copies plain byte arrays
+//! to and from user space.
+
+/// `LO_NAME_SIZE`.
+pub(crate) const LO_NAME_SIZE: usize = 64;
+/// `LO_KEY_SIZE`.
+pub(crate) const LO_KEY_SIZE: u32 = 32;
+
+/// `LO_FLAGS_READ_ONLY`.
+pub(crate) const LO_FLAGS_READ_ONLY: u32 = 1;
+/// `LO_FLAGS_AUTOCLEAR`.
+pub(crate) const LO_FLAGS_AUTOCLEAR: u32 = 4;
+/// `LO_FLAGS_PARTSCAN`.
+pub(crate) const LO_FLAGS_PARTSCAN: u32 = 8;
+/// `LO_FLAGS_DIRECT_IO`.
+pub(crate) const LO_FLAGS_DIRECT_IO: u32 = 16;
+
+/// `LOOP_SET_STATUS_SETTABLE_FLAGS`.
+pub(crate) const SET_STATUS_SETTABLE_FLAGS: u32 = LO_FLAGS_AUTOCLEAR | LO_FLAGS_PARTSCAN;
+/// `LOOP_SET_STATUS_CLEARABLE_FLAGS`.
+pub(crate) const SET_STATUS_CLEARABLE_FLAGS: u32 = LO_FLAGS_AUTOCLEAR;
+/// `LOOP_CONFIGURE_SETTABLE_FLAGS`.
+pub(crate) const CONFIGURE_SETTABLE_FLAGS: u32 =
+    LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR | LO_FLAGS_PARTSCAN | LO_FLAGS_DIRECT_IO;
+
+/// `LO_CRYPT_NONE`.
+pub(crate) const LO_CRYPT_NONE: u32 = 0;
+/// `LO_CRYPT_XOR`.
+pub(crate) const LO_CRYPT_XOR: u32 = 1;
+/// `LO_CRYPT_CRYPTOAPI`.
+pub(crate) const LO_CRYPT_CRYPTOAPI: u32 = 18;
+
+/// Block device ioctls.
+pub(crate) const LOOP_SET_FD: u32 = 0x4C00;
+pub(crate) const LOOP_CLR_FD: u32 = 0x4C01;
+pub(crate) const LOOP_SET_STATUS64: u32 = 0x4C04;
+pub(crate) const LOOP_GET_STATUS64: u32 = 0x4C05;
+pub(crate) const LOOP_SET_CAPACITY: u32 = 0x4C07;
+pub(crate) const LOOP_SET_DIRECT_IO: u32 = 0x4C08;
+pub(crate) const LOOP_SET_BLOCK_SIZE: u32 = 0x4C09;
+pub(crate) const LOOP_CONFIGURE: u32 = 0x4C0A;
+
+/// `/dev/loop-control` ioctls.
+pub(crate) const LOOP_CTL_ADD: u32 = 0x4C80;
+pub(crate) const LOOP_CTL_REMOVE: u32 = 0x4C81;
+pub(crate) const LOOP_CTL_GET_FREE: u32 = 0x4C82;
+
+/// `struct loop_info64`.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct LoopInfo64 {
+    pub(crate) device: u64,
+    pub(crate) inode: u64,
+    pub(crate) rdevice: u64,
+    pub(crate) offset: u64,
+    pub(crate) sizelimit: u64,
+    pub(crate) number: u32,
+    pub(crate) encrypt_type: u32,
+    pub(crate) encrypt_key_size: u32,
+    pub(crate) flags: u32,
+    pub(crate) file_name: [u8; LO_NAME_SIZE],
+    pub(crate) crypt_name: [u8; LO_NAME_SIZE],
+    pub(crate) encrypt_key: [u8; LO_KEY_SIZE as usize],
+    pub(crate) init: [u64; 2],
+}
+
+/// Size of `struct loop_info64`.
+pub(crate) const LOOP_INFO64_SIZE: usize = 232;
+/// Size of `struct loop_config`.
+pub(crate) const LOOP_CONFIG_SIZE: usize = 304;
+
+/// Reads native-endian integers from a byte slice at increasing offsets.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl Reader<'_> {
+    fn take<const N: usize>(&mut self) -> [u8; N] {
+        let mut out = [0u8; N];
+        out.copy_from_slice(&self.bytes[self.pos..self.pos + N]);
+        self.pos += N;
+        out
+    }
+    fn u32(&mut self) -> u32 {
+        u32::from_ne_bytes(self.take())
+    }
+    fn u64(&mut self) -> u64 {
+        u64::from_ne_bytes(self.take())
+    }
+}
+
+/// Writes native-endian integers into a byte slice at increasing offsets.
+struct Writer<'a> {
+    bytes: &'a mut [u8],
+    pos: usize,
+}
+
+impl Writer<'_> {
+    fn put(&mut self, b: &[u8]) {
+        self.bytes[self.pos..self.pos + b.len()].copy_from_slice(b);
+        self.pos += b.len();
+    }
+    fn u32(&mut self, v: u32) {
+        self.put(&v.to_ne_bytes())
+    }
+    fn u64(&mut self, v: u64) {
+        self.put(&v.to_ne_bytes())
+    }
+}
+
+impl LoopInfo64 {
+    /// An all-zero `loop_info64`.
+    pub(crate) const fn zeroed() -> Self {
+        Self {
+            device: 0,
+            inode: 0,
+            rdevice: 0,
+            offset: 0,
+            sizelimit: 0,
+            number: 0,
+            encrypt_type: 0,
+            encrypt_key_size: 0,
+            flags: 0,
+            file_name: [0; LO_NAME_SIZE],
+            crypt_name: [0; LO_NAME_SIZE],
+            encrypt_key: [0; LO_KEY_SIZE as usize],
+            init: [0; 2],
+        }
+    }
+
+    fn read(r: &mut Reader<'_>) -> Self {
+        Self {
+            device: r.u64(),
+            inode: r.u64(),
+            rdevice: r.u64(),
+            offset: r.u64(),
+            sizelimit: r.u64(),
+            number: r.u32(),
+            encrypt_type: r.u32(),
+            encrypt_key_size: r.u32(),
+            flags: r.u32(),
+            file_name: r.take(),
+            crypt_name: r.take(),
+            encrypt_key: r.take(),
+            init: [r.u64(), r.u64()],
+        }
+    }
+
+    /// Decodes the user-space layout.
+    pub(crate) fn from_bytes(bytes: &[u8; LOOP_INFO64_SIZE]) -> Self {
+        Self::read(&mut Reader { bytes, pos: 0 })
+    }
+
+    /// Encodes into the user-space layout.
+    pub(crate) fn to_bytes(&self) -> [u8; LOOP_INFO64_SIZE] {
+        let mut out = [0u8; LOOP_INFO64_SIZE];
+        let mut w = Writer {
+            bytes: &mut out,
+            pos: 0,
+        };
+        w.u64(self.device);
+        w.u64(self.inode);
+        w.u64(self.rdevice);
+        w.u64(self.offset);
+        w.u64(self.sizelimit);
+        w.u32(self.number);
+        w.u32(self.encrypt_type);
+        w.u32(self.encrypt_key_size);
+        w.u32(self.flags);
+        w.put(&self.file_name);
+        w.put(&self.crypt_name);
+        w.put(&self.encrypt_key);
+        w.u64(self.init[0]);
+        w.u64(self.init[1]);
+        out
+    }
+}
+
+/// `struct loop_config`. `__reserved` is not checked, as in loop.c.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct LoopConfig {
+    pub(crate) fd: u32,
+    pub(crate) block_size: u32,
+    pub(crate) info: LoopInfo64,
+}
+
+impl LoopConfig {
+    /// The configuration `LOOP_SET_FD` implies: only the file descriptor.
+    pub(crate) const fn from_fd(fd: u32) -> Self {
+        Self {
+            fd,
+            block_size: 0,
+            info: LoopInfo64::zeroed(),
+        }
+    }
+
+    /// Decodes the user-space layout.
+    pub(crate) fn from_bytes(bytes: &[u8; LOOP_CONFIG_SIZE]) -> Self {
+        let mut r = Reader { bytes, pos: 0 };
+        Self {
+            fd: r.u32(),
+            block_size: r.u32(),
+            info: LoopInfo64::read(&mut r),
+        }
+    }
+}
+
+/// Why a `loop_info64` cannot configure a device (`loop_set_status_from_info`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum InfoError {
+    /// `EINVAL`: bad key size or unsupported encryption.
+    Invalid,
+    /// `EINVAL`, after a warning that XOR encryption was removed.
+    XorRemoved,
+    /// `EINVAL`, after a warning that cryptoloop was removed.
+    CryptoApiRemoved,
+    /// `EOVERFLOW`: offset or size limit beyond `LLONG_MAX`.
+    Overflow,
+}
+
+/// Checks the fields of `info` that loop.c validates before applying it.
+pub(crate) fn validate_info(info: &LoopInfo64) -> Result<(), InfoError> {
+    if info.encrypt_key_size > LO_KEY_SIZE {
+        return Err(InfoError::Invalid);
+    }
+    match info.encrypt_type {
+        LO_CRYPT_NONE => {}
+        LO_CRYPT_XOR => return Err(InfoError::XorRemoved),
+        LO_CRYPT_CRYPTOAPI => return Err(InfoError::CryptoApiRemoved),
+        _ => return Err(InfoError::Invalid),
+    }
+    if info.offset > i64::MAX as u64 || info.sizelimit > i64::MAX as u64 {
+        return Err(InfoError::Overflow);
+    }
+    Ok(())
+}
+
+/// The file name a device keeps: the user's 64 bytes, NUL-terminated.
+pub(crate) fn stored_file_name(name: &[u8; LO_NAME_SIZE]) -> [u8; LO_NAME_SIZE] {
+    let mut out = *name;
+    out[LO_NAME_SIZE - 1] = 0;
+    out
+}
+
+/// `huge_encode_dev()`: a kernel `dev_t` as user space's 64-bit number.
+pub(crate) fn huge_encode_dev(dev: u32) -> u64 {
+    let major = dev >> 20;
+    let minor = dev & 0xfffff;
+    u64::from((minor & 0xff) | (major << 8) | ((minor & !0xff) << 12))
+}

@@ -1,0 +1,145 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0
+"""Raw loop ioctls for the tests, printing the result or the errno name.
+
+    loopctl.py ctl-add N | ctl-remove N | ctl-get-free | ctl-raw CMD [ARG]
+    loopctl.py configure DEV FILE [--flags F] [--block-size B] [--offset O]
+                                  [--sizelimit S] [--encrypt-type T]
+                                  [--key-size K] [--ro-dev] [--ro-file]
+                                  [--odirect]
+    loopctl.py set-fd DEV FILE | set-fd-self DEV | clr-fd DEV
+    loopctl.py get-status DEV | get-status-null DEV
+    loopctl.py set-status DEV [--flags F] [--offset O] [--sizelimit S]
+                              [--encrypt-type T] [--ro-dev]
+    loopctl.py set-dio DEV 0|1 [--ro-dev] | set-capacity DEV
+    loopctl.py set-block-size DEV N | raw DEV CMD [ARG]
+
+Success prints "ok" (or the returned value, or the status fields); failure
+prints the errno name, such as "ENXIO". The exit status is 0 either way,
+so that a test compares the output with what loop.c would give.
+"""
+
+import argparse
+import errno
+import fcntl
+import os
+import struct
+import sys
+
+LOOP_SET_FD = 0x4C00
+LOOP_CLR_FD = 0x4C01
+LOOP_SET_STATUS64 = 0x4C04
+LOOP_GET_STATUS64 = 0x4C05
+LOOP_SET_CAPACITY = 0x4C07
+LOOP_SET_DIRECT_IO = 0x4C08
+LOOP_SET_BLOCK_SIZE = 0x4C09
+LOOP_CONFIGURE = 0x4C0A
+LOOP_CTL_ADD = 0x4C80
+LOOP_CTL_REMOVE = 0x4C81
+LOOP_CTL_GET_FREE = 0x4C82
+
+INFO64 = struct.Struct("=QQQQQIIII64s64s32sQQ")
+assert INFO64.size == 232
+
+
+def info64(offset=0, sizelimit=0, flags=0, encrypt_type=0, key_size=0, name=b""):
+    return INFO64.pack(0, 0, 0, offset, sizelimit, 0, encrypt_type, key_size,
+                       flags, name, b"", b"", 0, 0)
+
+
+def errname(e):
+    return errno.errorcode.get(e.errno, str(e.errno))
+
+
+def call(fd, cmd, arg=0):
+    try:
+        r = fcntl.ioctl(fd, cmd, arg)
+    except OSError as e:
+        return errname(e)
+    return "ok" if r == 0 or isinstance(r, (bytes, bytearray)) else str(r)
+
+
+def open_dev(path, ro=False):
+    return os.open(path, os.O_RDONLY if ro else os.O_RDWR)
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("op")
+    p.add_argument("args", nargs="*")
+    p.add_argument("--flags", type=lambda s: int(s, 0), default=0)
+    p.add_argument("--block-size", type=int, default=0)
+    p.add_argument("--offset", type=int, default=0)
+    p.add_argument("--sizelimit", type=int, default=0)
+    p.add_argument("--encrypt-type", type=int, default=0)
+    p.add_argument("--key-size", type=int, default=0)
+    p.add_argument("--ro-dev", action="store_true")
+    p.add_argument("--ro-file", action="store_true")
+    p.add_argument("--odirect", action="store_true")
+    a = p.parse_args()
+    op, args = a.op, a.args
+
+    if op.startswith("ctl-"):
+        fd = os.open("/dev/loop-control", os.O_RDWR)
+        if op == "ctl-add":
+            print(call(fd, LOOP_CTL_ADD, int(args[0])))
+        elif op == "ctl-remove":
+            print(call(fd, LOOP_CTL_REMOVE, int(args[0])))
+        elif op == "ctl-get-free":
+            print(call(fd, LOOP_CTL_GET_FREE))
+        elif op == "ctl-raw":
+            print(call(fd, int(args[0], 0), int(args[1], 0) if len(args) > 1 else 0))
+        return
+
+    dev = open_dev(args[0], a.ro_dev)
+    if op in ("configure", "set-fd"):
+        flags = os.O_RDONLY if a.ro_file else os.O_RDWR
+        if a.odirect:
+            flags |= os.O_DIRECT
+        try:
+            ffd = os.open(args[1], flags)
+        except OSError as e:
+            print("open:" + errname(e))
+            return
+        if op == "set-fd":
+            print(call(dev, LOOP_SET_FD, ffd))
+        else:
+            cfg = struct.pack("=II", ffd, a.block_size) + info64(
+                a.offset, a.sizelimit, a.flags, a.encrypt_type, a.key_size,
+                os.path.abspath(args[1]).encode()[:63]) + bytes(64)
+            print(call(dev, LOOP_CONFIGURE, cfg))
+    elif op == "set-fd-self":
+        print(call(dev, LOOP_SET_FD, dev))
+    elif op == "set-fd-raw":
+        print(call(dev, LOOP_SET_FD, int(args[1])))
+    elif op == "clr-fd":
+        print(call(dev, LOOP_CLR_FD))
+    elif op == "get-status":
+        buf = bytearray(232)
+        r = call(dev, LOOP_GET_STATUS64, buf)
+        if r != "ok":
+            print(r)
+            return
+        f = INFO64.unpack(bytes(buf))
+        name = f[9].split(b"\0")[0].decode(errors="replace")
+        print(f"number={f[5]} offset={f[3]} sizelimit={f[4]} flags={f[8]} "
+              f"device={f[0]} inode={f[1]} name={name}")
+    elif op == "get-status-null":
+        print(call(dev, LOOP_GET_STATUS64, 0))
+    elif op == "set-status":
+        print(call(dev, LOOP_SET_STATUS64,
+                   info64(a.offset, a.sizelimit, a.flags, a.encrypt_type, a.key_size)))
+    elif op == "set-dio":
+        print(call(dev, LOOP_SET_DIRECT_IO, int(args[1])))
+    elif op == "set-capacity":
+        print(call(dev, LOOP_SET_CAPACITY))
+    elif op == "set-block-size":
+        print(call(dev, LOOP_SET_BLOCK_SIZE, int(args[1])))
+    elif op == "raw":
+        print(call(dev, int(args[1], 0), int(args[2], 0) if len(args) > 2 else 0))
+    else:
+        sys.exit(f"unknown op {op}")
+
+
+if __name__ == "__main__":
+    main()
