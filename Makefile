@@ -47,9 +47,9 @@ check: test-host test-vm
 test-host: deps
 	@$(SCRIPTS)/test-host.sh
 
-## make test-vm: the in-VM test suite
+## make test-vm: the in-VM test suite (TESTS=regex selects cases)
 test-vm: modules
-	@$(SCRIPTS)/vm.sh --dmesg $(CURDIR)/results/dmesg-check.txt -- $(CURDIR)/tests/run.sh
+	@$(SCRIPTS)/vm.sh --dmesg $(CURDIR)/results/dmesg-check.txt -- $(CURDIR)/tests/run.sh $(TESTS)
 
 ## make help: list the targets
 help:

@@ -100,10 +100,19 @@ impl WorkHandler for LoopOps {
             finish_sync(rq, EIO.to_errno() as isize);
             return;
         }
-        let pos = (rq.sector() << crate::blk::SECTOR_SHIFT) + target.offset;
-        let Ok(pos) = i64::try_from(pos) else {
-            finish_sync(rq, EIO.to_errno() as isize);
-            return;
+        if op == Op::Flush {
+            let file = BackingFile::from_file(target.file);
+            let ret = file.fsync().err().map_or(0, |e| e.to_errno() as isize);
+            return finish_sync(rq, ret);
+        }
+        // Flush requests have no position; every other one has.
+        let pos = rq
+            .sector()
+            .checked_mul(1 << crate::blk::SECTOR_SHIFT)
+            .and_then(|p| p.checked_add(target.offset))
+            .and_then(|p| i64::try_from(p).ok());
+        let Some(pos) = pos else {
+            return finish_sync(rq, EIO.to_errno() as isize);
         };
         match op {
             Op::Read | Op::Write => {
@@ -120,11 +129,6 @@ impl WorkHandler for LoopOps {
                 let direct = target.direct_io();
                 FileIo::submit(rq, target.file, iter, dir, pos, direct, ioprio);
             }
-            Op::Flush => {
-                let file = BackingFile::from_file(target.file);
-                let ret = file.fsync().err().map_or(0, |e| e.to_errno() as isize);
-                finish_sync(rq, ret);
-            }
             Op::Discard | Op::WriteZeroes => {
                 let mode = if op == Op::WriteZeroes && rq.is_nounmap() {
                     falloc::ZERO_RANGE
@@ -134,7 +138,7 @@ impl WorkHandler for LoopOps {
                 let ret = fallocate(&rq, target.file, mode, pos);
                 finish_sync(rq, ret);
             }
-            Op::Other(_) => finish_sync(rq, EIO.to_errno() as isize),
+            Op::Flush | Op::Other(_) => finish_sync(rq, EIO.to_errno() as isize),
         }
     }
 }

@@ -43,6 +43,7 @@ load_rloop() {
 }
 
 unload_rloop() {
+	release_case_devices
 	if module_loaded rloop; then rmmod rloop; fi
 }
 
@@ -87,16 +88,21 @@ trap 'rloop_case_cleanup' EXIT
 on_exit() {
 	RLOOP_EXIT_CMDS=("$1" "${RLOOP_EXIT_CMDS[@]}")
 }
-rloop_case_cleanup() {
-	local rc=$? m c
-	# Innermost mounts first: a file system on a loop device over a file
-	# of another mount.
+# release_case_devices: unmount what the case mounted, innermost first (a
+# file system on a loop device over a file of another mount), and detach
+# every loop device.
+release_case_devices() {
+	local m
 	for m in $(awk -v d="$RLOOP_CASE_DIR" 'index($2, d) == 1 { print $2 }' /proc/mounts | tac); do
 		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
 	done
 	for _ in 1 2 3; do
 		losetup -D 2>/dev/null || true
 	done
+}
+rloop_case_cleanup() {
+	local rc=$? c
+	release_case_devices
 	for c in "${RLOOP_EXIT_CMDS[@]}"; do
 		eval "$c" >/dev/null 2>&1 || true
 	done
