@@ -72,6 +72,8 @@ struct Config {
     state: State,
     flags: u32,
     binding: Option<Binding>,
+    /// A refusal of direct I/O was logged for the current binding.
+    dio_refusal_logged: bool,
 }
 
 /// What the I/O path and sysfs need of a bound device. Published under
@@ -129,6 +131,7 @@ impl LoopDevice {
                     state: State::Unbound,
                     flags: 0,
                     binding: None,
+                    dio_refusal_logged: false,
                 }),
                 io <- new_spinlock!(None),
                 worker,
@@ -392,8 +395,12 @@ impl LoopDevice {
             logical_block_size: disk.logical_block_size(),
             offset: config.info.offset,
         };
-        if flags & LO_FLAGS_DIRECT_IO != 0 && dio::can_use_dio(&dio_inputs).is_err() {
-            flags &= !LO_FLAGS_DIRECT_IO;
+        cfg.dio_refusal_logged = false;
+        if flags & LO_FLAGS_DIRECT_IO != 0 {
+            if let Err(why) = dio::can_use_dio(&dio_inputs) {
+                flags &= !LO_FLAGS_DIRECT_IO;
+                self.log_dio_refusal(&mut cfg, why, &dio_inputs);
+            }
         }
         let sysfs = match GroupRegistration::new(disk, self.driver.attrs.clone()) {
             Ok(reg) => Some(reg),
@@ -501,8 +508,12 @@ impl LoopDevice {
             binding.offset = info.offset;
             binding.sizelimit = info.sizelimit;
             binding.file_name = stored_file_name(&info.file_name);
-            if flags & LO_FLAGS_DIRECT_IO != 0 && !binding_can_dio(binding, lbs) {
-                flags &= !LO_FLAGS_DIRECT_IO;
+            if flags & LO_FLAGS_DIRECT_IO != 0 {
+                let inputs = binding_dio_inputs(binding, lbs);
+                if let Err(why) = dio::can_use_dio(&inputs) {
+                    flags &= !LO_FLAGS_DIRECT_IO;
+                    self.log_dio_refusal(&mut cfg, why, &inputs);
+                }
             }
             cfg.flags = flags;
             self.publish(&cfg);
@@ -595,17 +606,38 @@ impl LoopDevice {
         bdev.invalidate();
         let flags = cfg.flags;
         let binding = cfg.binding.as_ref().ok_or(ENXIO)?;
-        let keep_dio = flags & LO_FLAGS_DIRECT_IO == 0 || binding_can_dio(binding, size);
+        let inputs = binding_dio_inputs(binding, size);
+        let refusal = match flags & LO_FLAGS_DIRECT_IO {
+            0 => None,
+            _ => dio::can_use_dio(&inputs).err(),
+        };
         let file = BackingFile::from_file(binding.file.file().clone());
         disk.update_limits_frozen(
             |lim| set_limits(lim, &file, flags, size),
             || {
-                if !keep_dio {
+                if let Some(why) = refusal {
                     cfg.flags &= !LO_FLAGS_DIRECT_IO;
+                    self.log_dio_refusal(&mut cfg, why, &inputs);
                 }
                 self.publish(&cfg);
             },
         )
+    }
+
+    /// Says once per binding why requested direct I/O is not used: loop.c
+    /// drops it silently, which leaves users on 4K storage guessing.
+    fn log_dio_refusal(&self, cfg: &mut Config, why: dio::DioRefusal, inputs: &DioInputs) {
+        if cfg.dio_refusal_logged {
+            return;
+        }
+        cfg.dio_refusal_logged = true;
+        let mut buf = [0u8; 128];
+        let mut text = kernel::str::Formatter::new(&mut buf);
+        // A message too long for the buffer is cut short, not lost.
+        let _ = write!(text, "{}", why.explain(inputs));
+        let len = text.bytes_written().min(buf.len());
+        let text = core::str::from_utf8(&buf[..len]).unwrap_or("(unprintable)");
+        pr_info!("loop{}: direct I/O refused: {}\n", self.index, text);
     }
 
     /// `loop_reread_partitions`.
@@ -668,15 +700,19 @@ fn set_limits(lim: &mut Limits, file: &BackingFile, flags: u32, block_size: u32)
     lim.set_discard(max_discard, granularity);
 }
 
-/// `lo_can_use_dio` for a binding and a logical block size.
-fn binding_can_dio(b: &Binding, logical_block_size: u32) -> bool {
-    dio::can_use_dio(&DioInputs {
+/// What decides direct I/O for a binding and a logical block size.
+fn binding_dio_inputs(b: &Binding, logical_block_size: u32) -> DioInputs {
+    DioInputs {
         file_can_odirect: b.file.can_direct_io(),
         dio_align: b.dio_align,
         logical_block_size,
         offset: b.offset,
-    })
-    .is_ok()
+    }
+}
+
+/// `lo_can_use_dio` for a binding and a logical block size.
+fn binding_can_dio(b: &Binding, logical_block_size: u32) -> bool {
+    dio::can_use_dio(&binding_dio_inputs(b, logical_block_size)).is_ok()
 }
 
 /// `lo_calculate_size` in sectors; a file whose size cannot be read counts

@@ -53,3 +53,40 @@ pub(crate) fn default_block_size(dio_requested: bool, dio_align: u32) -> u32 {
         512
     }
 }
+
+/// Why direct I/O was refused, in words for the kernel log.
+pub(crate) struct Explanation<'a> {
+    refusal: DioRefusal,
+    inputs: &'a DioInputs,
+}
+
+impl DioRefusal {
+    /// Explains the refusal with the numbers that caused it.
+    pub(crate) fn explain<'a>(self, inputs: &'a DioInputs) -> Explanation<'a> {
+        Explanation {
+            refusal: self,
+            inputs,
+        }
+    }
+}
+
+impl core::fmt::Display for Explanation<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        let i = self.inputs;
+        match self.refusal {
+            DioRefusal::FileCannotODirect => {
+                write!(f, "the backing file does not support O_DIRECT")
+            }
+            DioRefusal::BlockSizeBelowAlignment => write!(
+                f,
+                "logical block size {} is below the backing file's direct I/O alignment {}",
+                i.logical_block_size, i.dio_align
+            ),
+            DioRefusal::OffsetUnaligned => write!(
+                f,
+                "offset {} is not a multiple of the backing file's direct I/O alignment {}",
+                i.offset, i.dio_align
+            ),
+        }
+    }
+}

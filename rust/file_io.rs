@@ -85,7 +85,7 @@ impl BackingFile {
 
     fn i_mode(&self) -> u32 {
         // SAFETY: The inode lives as long as the file.
-        unsafe { (*self.inode()).i_mode as u32 }
+        u32::from(unsafe { (*self.inode()).i_mode })
     }
 
     /// Whether the file is a block device node.
@@ -179,7 +179,7 @@ impl BackingFile {
                 &raw mut (*self.as_raw()).__bindgen_anon_1.f_path,
                 &mut stat,
                 bindings::STATX_INO,
-                bindings::AT_STATX_SYNC_AS_STAT as u32,
+                bindings::AT_STATX_SYNC_AS_STAT,
             )
         })?;
         Ok(FileIds {

@@ -131,7 +131,7 @@ impl<T: MiscIoctl> VTable<T> {
             let this = kernel::container_of!(misc, FixedMiscDevice<T>, inner);
             T::Data::borrow((*this).data)
         };
-        match T::ioctl(data, cmd, arg as usize) {
+        match T::ioctl(data, cmd, arg) {
             Ok(ret) => ret as c_long,
             Err(e) => e.to_errno() as c_long,
         }

@@ -158,7 +158,7 @@ impl LoopInfo64 {
     }
 
     /// Encodes into the user-space layout.
-    pub(crate) fn to_bytes(&self) -> [u8; LOOP_INFO64_SIZE] {
+    pub(crate) fn to_bytes(self) -> [u8; LOOP_INFO64_SIZE] {
         let mut out = [0u8; LOOP_INFO64_SIZE];
         let mut w = Writer {
             bytes: &mut out,

@@ -100,4 +100,9 @@ for f in "${products[@]}"; do
 	[ -s "$out/$f" ] || die "build finished but $f is missing" "remove $out and rerun"
 done
 date -u +%FT%TZ >"$stamp"
+# Trees of this variant under other keys are stale (a changed fragment or
+# toolchain): each takes gigabytes.
+for stale in "$RLOOP_CACHE/kbuild/$variant"-*; do
+	[ "$stale" = "$out" ] || [ ! -d "$stale" ] || { log "removing stale $stale"; rm -rf "$stale"; }
+done
 echo "$out"

@@ -1,52 +1,85 @@
 #!/usr/bin/env bash
-# What rloop does, shown in the test VM: losetup with direct I/O onto a
-# file on xfs, mkfs and mount on top, the sysfs view, then detach.
+# What rloop does, shown in the test VM: unmodified losetup binds a file on
+# xfs with direct I/O, a file system is made, mounted, written and checked
+# on top, and the device is detached. Each step says what it did.
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
-step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; eval "$@"; }
 
 work=$(mktemp -d /tmp/rloop-demo.XXXXXX)
 cleanup() {
 	umount "$work/mnt" 2>/dev/null || true
 	losetup -D 2>/dev/null || true
 	umount "$work/xfs" 2>/dev/null || true
+	udevadm settle 2>/dev/null || true
 	rmmod rloop 2>/dev/null || true
 	rmmod brd 2>/dev/null || true
 }
 trap cleanup EXIT
 mkdir -p "$work/xfs" "$work/mnt"
 
-echo "rloop demo: kernel $(uname -r), $(nproc) CPUs"
-step "insmod $ROOT/rloop.ko"
-step "dmesg | grep 'rloop:' | tail -n1"
-step "grep -E '^ *7 ' /proc/devices; ls -l /dev/loop-control"
+# say TEXT: what the next lines show.
+say() { printf '\n== %s\n' "$*"; }
+# show COMMAND: run it, printing the command and its output indented.
+show() {
+	printf '   $ %s\n' "$*"
+	eval "$@" 2>&1 | sed 's/^/     /'
+}
 
-echo
-echo "# A backing file on xfs, on a RAM disk."
-step "modprobe brd rd_nr=1 rd_size=262144"
-step "mkfs.xfs -q -f /dev/ram0 && mount /dev/ram0 $work/xfs"
-step "truncate -s 128M $work/xfs/disk.img"
+say "Kernel $(uname -r) with $(nproc) CPUs; loading rloop.ko, no C loop module loaded."
+insmod "$ROOT/rloop.ko"
+udevadm settle 2>/dev/null || true
+show "dmesg | grep 'rloop:' | tail -n1"
+show "grep -E '^ *7 ' /proc/devices"
+show "ls -l /dev/loop-control"
 
-echo
-echo "# Unmodified losetup, with direct I/O to the backing file."
-step "dev=\$(losetup -f --show --direct-io=on $work/xfs/disk.img); echo \$dev"
-step "losetup -l -O NAME,BACK-FILE,DIO,LOG-SEC \$dev"
-step "grep . /sys/block/\${dev#/dev/}/loop/*"
+say "A 128 MiB backing file on xfs, on a RAM disk."
+modprobe brd rd_nr=1 rd_size=262144
+mkfs.xfs -q -f /dev/ram0
+mount /dev/ram0 "$work/xfs"
+truncate -s 128M "$work/xfs/disk.img"
+show "ls -ls $work/xfs/disk.img"
 
-echo
-echo "# A file system on the loop device."
-step "mkfs.ext4 -q \$dev && mount \$dev $work/mnt"
-step "dd if=/dev/urandom of=$work/mnt/data bs=1M count=16 status=none && sync"
-step "df -h $work/mnt | tail -n1"
-step "umount $work/mnt && fsck.ext4 -n -f \$dev"
+say "The host's unmodified losetup binds it with direct I/O."
+dev=$(losetup -f --show --direct-io=on "$work/xfs/disk.img")
+name=${dev#/dev/}
+show "losetup --version"
+show "losetup -l -O NAME,SIZELIMIT,OFFSET,RO,BACK-FILE,DIO,LOG-SEC $dev"
+say "sysfs agrees: dio=1 means every request goes to the file as an IOCB_DIRECT kiocb."
+show "grep . /sys/block/$name/loop/*"
 
-echo
-echo "# Switch to buffered I/O and back (LOOP_SET_DIRECT_IO)."
-step "losetup --direct-io=off \$dev && cat /sys/block/\${dev#/dev/}/loop/dio"
-step "losetup --direct-io=on \$dev && cat /sys/block/\${dev#/dev/}/loop/dio"
+say "mkfs.ext4 on $dev, mount, write 16 MiB of random data, sync."
+mkfs.ext4 -q "$dev"
+mount "$dev" "$work/mnt"
+head -c 16M /dev/urandom >"$work/mnt/data"
+sum=$(sha256sum <"$work/mnt/data" | cut -c1-16)
+sync
+show "df -h $work/mnt | tail -n1"
+printf '     sha256 of the data written: %s...\n' "$sum"
 
-echo
-step "losetup -d \$dev && ls /sys/block/\${dev#/dev/}/loop 2>&1 || true"
-step "rmmod rloop && dmesg | grep 'rloop:' | tail -n1"
-echo
-echo "rloop served a file system with direct I/O to its backing file."
+say "Unmount, drop every cache, and read the data back through direct I/O."
+umount "$work/mnt"
+echo 3 >/proc/sys/vm/drop_caches
+mount -o ro "$dev" "$work/mnt"
+back=$(sha256sum <"$work/mnt/data" | cut -c1-16)
+printf '     sha256 of the data read back: %s... (%s)\n' "$back" \
+	"$([ "$sum" = "$back" ] && echo identical || echo DIFFERENT)"
+umount "$work/mnt"
+[ "$sum" = "$back" ] || exit 1
+show "fsck.ext4 -n -f $dev"
+
+say "Switch to buffered I/O and back with LOOP_SET_DIRECT_IO (losetup --direct-io)."
+losetup --direct-io=off "$dev"
+show "cat /sys/block/$name/loop/dio"
+losetup --direct-io=on "$dev"
+show "cat /sys/block/$name/loop/dio"
+
+say "Detach: the loop/ directory goes away with the binding."
+losetup -d "$dev"
+udevadm settle 2>/dev/null || true
+show "ls /sys/block/$name/loop"
+show "losetup -l"
+
+say "Unload rloop."
+rmmod rloop
+show "dmesg | grep 'rloop:' | tail -n1"
+say "Done: rloop served an ext4 file system with direct I/O to a file on xfs."

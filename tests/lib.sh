@@ -37,13 +37,20 @@ case_dmesg() {
 
 module_loaded() { [ -d "/sys/module/$1" ]; }
 
+# settle: let udev finish probing new devices, which holds them open.
+settle() {
+	udevadm settle --timeout=60 2>/dev/null || true
+}
+
 load_rloop() {
 	module_loaded rloop && fail "rloop is already loaded"
 	insmod "$RLOOP_KO" "$@"
+	settle
 }
 
 unload_rloop() {
 	release_case_devices
+	settle
 	if module_loaded rloop; then rmmod rloop; fi
 }
 

@@ -13,6 +13,7 @@
                               [--encrypt-type T] [--ro-dev]
     loopctl.py set-dio DEV 0|1 [--ro-dev] | set-capacity DEV
     loopctl.py set-block-size DEV N | raw DEV CMD [ARG]
+    loopctl.py batch    (the commands above, one per line on stdin)
 
 Success prints "ok" (or the returned value, or the status fields); failure
 prints the errno name, such as "ENXIO". The exit status is 0 either way,
@@ -23,6 +24,7 @@ import argparse
 import errno
 import fcntl
 import os
+import shlex
 import struct
 import sys
 
@@ -59,11 +61,21 @@ def call(fd, cmd, arg=0):
     return "ok" if r == 0 or isinstance(r, (bytes, bytearray)) else str(r)
 
 
+OPEN_FDS = []
+
+
+def opn(path, flags):
+    """os.open, closed when the command ends (batch mode runs many)."""
+    fd = os.open(path, flags)
+    OPEN_FDS.append(fd)
+    return fd
+
+
 def open_dev(path, ro=False):
-    return os.open(path, os.O_RDONLY if ro else os.O_RDWR)
+    return opn(path, os.O_RDONLY if ro else os.O_RDWR)
 
 
-def main():
+def main(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("op")
     p.add_argument("args", nargs="*")
@@ -76,11 +88,19 @@ def main():
     p.add_argument("--ro-dev", action="store_true")
     p.add_argument("--ro-file", action="store_true")
     p.add_argument("--odirect", action="store_true")
-    a = p.parse_args()
+    a = p.parse_args(argv)
     op, args = a.op, a.args
+    if op == "batch":
+        # One command per line on stdin, one result line each: saves a
+        # Python start-up per ioctl, which is slow under TCG.
+        for line in sys.stdin:
+            if line.strip() and not line.lstrip().startswith("#"):
+                run(shlex.split(line))
+                sys.stdout.flush()
+        return
 
     if op.startswith("ctl-"):
-        fd = os.open("/dev/loop-control", os.O_RDWR)
+        fd = opn("/dev/loop-control", os.O_RDWR)
         if op == "ctl-add":
             print(call(fd, LOOP_CTL_ADD, int(args[0])))
         elif op == "ctl-remove":
@@ -97,7 +117,7 @@ def main():
         if a.odirect:
             flags |= os.O_DIRECT
         try:
-            ffd = os.open(args[1], flags)
+            ffd = opn(args[1], flags)
         except OSError as e:
             print("open:" + errname(e))
             return
@@ -141,5 +161,13 @@ def main():
         sys.exit(f"unknown op {op}")
 
 
+def run(argv=None):
+    try:
+        main(argv)
+    finally:
+        while OPEN_FDS:
+            os.close(OPEN_FDS.pop())
+
+
 if __name__ == "__main__":
-    main()
+    run()

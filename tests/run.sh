@@ -94,6 +94,7 @@ for suite in "$suite_dir"/*.sh; do
 			rmmod loop 2>/dev/null || true
 		fi
 		if [ -d /sys/module/rloop ]; then
+			udevadm settle --timeout=60 2>/dev/null || true
 			rmmod rloop 2>/dev/null || reasons+=("rloop left loaded and rmmod failed")
 		fi
 

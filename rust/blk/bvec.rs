@@ -7,7 +7,7 @@
 
 use super::{request::RequestField, Operations, Request};
 use core::cell::UnsafeCell;
-use kernel::{bindings, prelude::*};
+use kernel::{bindings, ffi::c_ulong, prelude::*};
 
 /// Number of `bio_vec`s kept in each request, enough for requests within
 /// the default segment limit (`BLK_MAX_SEGMENTS`).
@@ -104,12 +104,13 @@ impl<T: Operations + RequestField<BvecTable>> Request<T> {
         let dir = match dir {
             Direction::FromFile => bindings::ITER_DEST,
             Direction::ToFile => bindings::ITER_SOURCE,
-        } as u32;
+        };
         let bytes = self.bytes() as usize;
         let mut nr = 0usize;
         // SAFETY: We own `rq`.
         unsafe { for_each_bvec(rq, |_| nr += 1) };
 
+        let nr_segs = c_ulong::try_from(nr).map_err(|_| EINVAL)?;
         let mut iter = core::mem::MaybeUninit::<bindings::iov_iter>::uninit();
         // SAFETY: We own `rq`, so its bios are valid and stay so while this
         // token exists. The table belongs to `rq` and, by its invariant,
@@ -119,7 +120,7 @@ impl<T: Operations + RequestField<BvecTable>> Request<T> {
             if bio == (*rq).biotail {
                 let it = (*bio).bi_iter;
                 let vecs = (*bio).bi_io_vec.add(it.bi_idx as usize);
-                bindings::iov_iter_bvec(iter.as_mut_ptr(), dir, vecs, nr as _, bytes);
+                bindings::iov_iter_bvec(iter.as_mut_ptr(), dir, vecs, nr_segs, bytes);
                 (*iter.as_mut_ptr()).iov_offset = it.bi_bvec_done as usize;
             } else {
                 let table = &*self.field::<BvecTable>().as_ptr();
@@ -137,7 +138,7 @@ impl<T: Operations + RequestField<BvecTable>> Request<T> {
                     vecs.add(i).write(bv);
                     i += 1;
                 });
-                bindings::iov_iter_bvec(iter.as_mut_ptr(), dir, vecs, nr as _, bytes);
+                bindings::iov_iter_bvec(iter.as_mut_ptr(), dir, vecs, nr_segs, bytes);
             }
         }
         // INVARIANT: `iter` points into this request's bios or table.

@@ -457,8 +457,8 @@ impl<T: DiskOperations> GenDisk<T> {
                 .ok_or(EINVAL)
                 .and_then(|mut w| fmt::Write::write_fmt(&mut w, params.name).map_err(|_| EINVAL))
         };
-        // SAFETY: The disk is set up; `add_disk` registers it.
         let ret = name.and_then(|()| {
+            // SAFETY: The disk is set up; `add_disk` registers it.
             to_result(unsafe {
                 bindings::device_add_disk(core::ptr::null_mut(), disk, core::ptr::null_mut())
             })
@@ -544,7 +544,7 @@ impl<T: DiskOperations> DiskVTable<T> {
     ) -> c_int {
         // SAFETY: The device is open during the call.
         let bdev = unsafe { &*bdev.cast::<BlockDevice<T>>() };
-        from_result(|| T::ioctl(bdev, OpenMode(mode), cmd, arg as usize))
+        from_result(|| T::ioctl(bdev, OpenMode(mode), cmd, arg))
     }
 
     /// # Safety
