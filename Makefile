@@ -6,11 +6,11 @@
 SCRIPTS := $(CURDIR)/scripts
 export KDIR
 
-.PHONY: all modules clean kdir deps kernel vm demo check test-host test-vm help
+.PHONY: all modules clean kdir deps kernel vm demo check test-host test-dkms test-vm fmt lint install help
 
 all: modules
 
-## make: build rloop.ko against KDIR (default: the cached test kernel)
+## make modules: build rloop.ko against KDIR (the default target; KDIR defaults to the cached test kernel)
 modules:
 	@$(SCRIPTS)/kmake.sh modules
 
@@ -40,12 +40,28 @@ vm: modules
 demo: modules
 	@$(SCRIPTS)/vm.sh -- $(CURDIR)/tests/demo.sh
 
-## make check: the full test suite (host cargo test, then the VM suite)
-check: test-host test-vm
+## make check: the full test suite: lint, host tests, dkms build, the VM suite
+check: lint test-host test-dkms test-vm
+
+## make fmt: format the Rust sources in kernel style
+fmt:
+	@$(SCRIPTS)/lint.sh --fix
+
+## make lint: rustfmt --check, clippy (CLIPPY=1), rustdoc, checkpatch --strict
+lint:
+	@$(SCRIPTS)/lint.sh
+
+## make install: install rloop.ko into /lib/modules/<release>/extra
+install: modules
+	@$(SCRIPTS)/kmake.sh modules_install INSTALL_MOD_DIR=extra
 
 ## make test-host: host-side cargo test of the kernel-free logic
 test-host: deps
 	@$(SCRIPTS)/test-host.sh
+
+## make test-dkms: dkms add and build against the test kernel (needs root)
+test-dkms: deps
+	@$(SCRIPTS)/test-dkms.sh
 
 ## make test-vm: the in-VM test suite (TESTS=regex selects cases)
 test-vm: modules

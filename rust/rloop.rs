@@ -6,11 +6,10 @@
 //! I/O to the backing file: every request becomes a `kiocb` submitted from
 //! a per-device kthread worker and completed asynchronously.
 //!
-//! Abstractions over C (everything that touches `bindings`): [`blk`],
-//! [`kthread`], [`file_io`], [`misc`], [`memalloc`], [`module_ref`],
-//! [`capability`]. Driver logic, without `unsafe`: [`control`], [`device`],
-//! [`io`]. Kernel-free logic, also tested on the host: [`geometry`],
-//! [`dio`], [`status`], [`uapi`].
+//! Abstractions over C (everything that touches `bindings`): `blk`,
+//! `kthread`, `file_io`, `misc`, `memalloc`, `module_ref`, `capability`.
+//! Driver logic, without `unsafe`: `control`, `device`, `io`. Kernel-free
+//! logic, also tested on the host: `geometry`, `dio`, `status`, `uapi`.
 
 mod blk;
 mod capability;

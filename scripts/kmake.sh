@@ -23,7 +23,9 @@ if grep -q '^CONFIG_CC_IS_CLANG=y' "$KDIR/.config"; then
 	if [ -n "${LLVM:-}" ]; then
 		args+=(LLVM="$LLVM")
 	elif [ -x "${LLVM_PREFIX}clang" ]; then
-		args+=(LLVM="$LLVM_PREFIX")
+		# CC and LD explicitly too: DKMS adds CC=clang LD=ld.lld for a
+		# clang-built kernel, which Debian installs only with a suffix.
+		args+=(LLVM="$LLVM_PREFIX" CC="${LLVM_PREFIX}clang" LD="${LLVM_PREFIX}ld.lld")
 	else
 		args+=(LLVM=1)
 	fi

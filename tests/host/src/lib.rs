@@ -39,7 +39,10 @@ mod geometry_tests {
 
     #[test]
     fn capacity_of_huge_files_does_not_overflow() {
-        assert_eq!(capacity_sectors(i64::MAX as u64, 0, 0), (i64::MAX as u64) >> 9);
+        assert_eq!(
+            capacity_sectors(i64::MAX as u64, 0, 0),
+            (i64::MAX as u64) >> 9
+        );
     }
 }
 
