@@ -81,6 +81,8 @@ struct Config {
 /// can be in flight (binding, final close).
 #[derive(Clone)]
 pub(crate) struct IoTarget {
+    /// The device is `Bound`, not detaching (loop.c's `lo_state` checks).
+    pub(crate) bound: bool,
     pub(crate) file: ARef<File>,
     pub(crate) offset: u64,
     pub(crate) sizelimit: u64,
@@ -165,6 +167,7 @@ impl LoopDevice {
     /// Makes the bound I/O view match the configuration.
     fn publish(&self, cfg: &Config) {
         let target = cfg.binding.as_ref().map(|b| IoTarget {
+            bound: cfg.state == State::Bound,
             file: b.file.file().clone(),
             offset: b.offset,
             sizelimit: b.sizelimit,
@@ -457,7 +460,7 @@ impl LoopDevice {
                 .driver
                 .find((dev & 0xfffff) >> self.driver.part_shift)
                 .ok_or(EINVAL)?;
-            let target = other.io_target().ok_or(EINVAL)?;
+            let target = other.io_target().filter(|t| t.bound).ok_or(EINVAL)?;
             rdev = BackingFile::from_file(target.file).block_device_number();
         }
         if !file.is_regular() && !file.is_block_device() {
@@ -596,9 +599,15 @@ impl LoopDevice {
         let disk = bdev.disk();
         let _claim = bdev.claim(mode)?;
         let mut cfg = self.config.lock();
-        if cfg.state != State::Bound || cfg.binding.is_none() {
-            return Err(ENXIO);
-        }
+        let dio_align = match &cfg.binding {
+            Some(b) if cfg.state == State::Bound => b.dio_align,
+            _ => return Err(ENXIO),
+        };
+        // 0 selects the default, as at configure time.
+        let size = match size {
+            0 => dio::default_block_size(cfg.flags & LO_FLAGS_DIRECT_IO != 0, dio_align),
+            size => size,
+        };
         if disk.logical_block_size() == size {
             return Ok(());
         }

@@ -37,6 +37,20 @@ bool rloop_memalloc_noio_active(void)
 	return current->flags & PF_MEMALLOC_NOIO;
 }
 
+/* What loop_process_work() sets around its requests. */
+unsigned int rloop_loop_worker_enter(void)
+{
+	unsigned int orig_flags = current->flags;
+
+	current->flags |= PF_LOCAL_THROTTLE | PF_MEMALLOC_NOIO;
+	return orig_flags;
+}
+
+void rloop_loop_worker_exit(unsigned int orig_flags)
+{
+	current->flags = orig_flags;
+}
+
 unsigned int rloop_disk_openers(struct gendisk *disk)
 {
 	return disk_openers(disk);

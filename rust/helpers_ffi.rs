@@ -29,6 +29,8 @@ extern "C" {
     pub(crate) fn rloop_memalloc_noio_save() -> c_uint;
     pub(crate) fn rloop_memalloc_noio_restore(flags: c_uint);
     pub(crate) fn rloop_memalloc_noio_active() -> bool;
+    pub(crate) fn rloop_loop_worker_enter() -> c_uint;
+    pub(crate) fn rloop_loop_worker_exit(orig_flags: c_uint);
 
     pub(crate) fn rloop_disk_openers(disk: *mut bindings::gendisk) -> c_uint;
     pub(crate) fn rloop_disk_suppress_uevents(disk: *mut bindings::gendisk, suppress: bool);

@@ -25,7 +25,7 @@ use crate::{
     device::{LoopDevice, ATTR_NAMES},
     file_io::{falloc, BackingFile, FileIo},
     kthread::KthreadWork,
-    memalloc::NoIoScope,
+    memalloc::LoopWorkerScope,
     status,
 };
 use kernel::{
@@ -88,9 +88,9 @@ impl WorkHandler for LoopOps {
     fn run(rq: Request<Self>) {
         // No reclaim may recurse into the block layer from here: it could
         // wait for this very device.
-        let _noio = NoIoScope::enter();
+        let _scope = LoopWorkerScope::enter();
         let dev = rq.queue_data();
-        let Some(target) = dev.io_target() else {
+        let Some(target) = dev.io_target().filter(|t| t.bound) else {
             // Not bound (loop.c's queue_rq returns BLK_STS_IOERR).
             rq.end(Status::ioerr());
             return;
@@ -156,8 +156,10 @@ fn fallocate(rq: &Request<LoopOps>, file: ARef<File>, mode: i32, pos: i64) -> is
         .map_or(0, |e| e.to_errno() as isize);
     if ret == -(status::EOPNOTSUPP as isize) {
         // Configured in the hope that fallocate works; it does not, so stop
-        // advertising it, and the error is seen once.
-        let _ = disk.update_limits(|lim| {
+        // advertising it, and the error is seen once. Without waiting for
+        // `limits_lock`: a limits update under way waits for this request
+        // (loop.c waits here, and can deadlock with LOOP_SET_BLOCK_SIZE).
+        let _ = disk.try_update_limits(|lim| {
             if mode == falloc::ZERO_RANGE {
                 lim.clear_write_zeroes();
             } else {

@@ -35,7 +35,8 @@ impl KthreadWorker {
         // which outlives the call.
         let worker = from_err_ptr(unsafe {
             bindings::kthread_create_worker_on_node(
-                0,
+                // Held during suspend, as loop.c's WQ_FREEZABLE workqueue.
+                bindings::KTW_FREEZABLE,
                 bindings::NUMA_NO_NODE,
                 c"%s".as_char_ptr(),
                 name.as_char_ptr(),

@@ -53,3 +53,38 @@ impl Drop for NoIoScope {
         unsafe { helpers_ffi::rloop_memalloc_noio_restore(self.flags) };
     }
 }
+
+/// The task flags of a loop worker while it handles requests, restored on
+/// drop: no I/O for reclaim (`PF_MEMALLOC_NOIO`), and dirty throttling
+/// against its own backing device only (`PF_LOCAL_THROTTLE`), since the
+/// pages it would otherwise wait for are the loop device's own, which only
+/// it can write back.
+///
+/// # Invariants
+///
+/// `orig_flags` are the current task's flags from before the scope.
+pub(crate) struct LoopWorkerScope {
+    orig_flags: c_uint,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl LoopWorkerScope {
+    /// Enters the scope on the current task.
+    pub(crate) fn enter() -> Self {
+        // SAFETY: `rloop_loop_worker_enter` only sets flags of `current`.
+        let orig_flags = unsafe { helpers_ffi::rloop_loop_worker_enter() };
+        // INVARIANT: Saved just above.
+        Self {
+            orig_flags,
+            _not_send: PhantomData,
+        }
+    }
+}
+
+impl Drop for LoopWorkerScope {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant, these are the flags of this task
+        // from before the scope, which is not `Send`.
+        unsafe { helpers_ffi::rloop_loop_worker_exit(self.orig_flags) };
+    }
+}

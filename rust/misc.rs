@@ -62,8 +62,11 @@ impl<T: MiscIoctl> FixedMiscDevice<T> {
         minor: u32,
         data: T::Data,
     ) -> impl PinInit<Self, Error> {
-        let data = data.into_foreign();
+        let foreign = data.into_foreign();
+        // `data` comes first: once registered, the device can be opened.
         try_pin_init!(Self {
+            data: foreign,
+            _p: PhantomData,
             inner <- Opaque::try_ffi_init(move |slot: *mut bindings::miscdevice| {
                 // SAFETY: `slot` is valid for writes and pinned.
                 unsafe {
@@ -78,11 +81,9 @@ impl<T: MiscIoctl> FixedMiscDevice<T> {
                 to_result(unsafe { bindings::misc_register(slot) }).inspect_err(|_| {
                     // SAFETY: `data` came from `into_foreign` and was never
                     // handed out.
-                    drop(unsafe { T::Data::from_foreign(data) });
+                    drop(unsafe { T::Data::from_foreign(foreign) });
                 })
             }),
-            data,
-            _p: PhantomData,
         })
     }
 }

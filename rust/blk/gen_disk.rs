@@ -164,9 +164,13 @@ impl<T: DiskOperations> Disk<T> {
 
     /// The disk's data.
     pub(crate) fn data(&self) -> <T::DiskData as ForeignOwnable>::Borrowed<'_> {
-        // SAFETY: `private_data` holds `T::DiskData::into_foreign()` until
-        // `free_disk`, which comes after every callback on a live disk.
-        unsafe { T::DiskData::borrow((*self.as_raw()).private_data) }
+        // SAFETY: `private_data` holds a `DiskPrivate` whose `disk_data` is
+        // `T::DiskData::into_foreign()` until `free_disk`, which comes after
+        // every callback on a live disk.
+        unsafe {
+            let private = (*self.as_raw()).private_data.cast::<DiskPrivate>();
+            T::DiskData::borrow((*private).disk_data)
+        }
     }
 
     /// Number of current openers (`disk_openers()`).
@@ -266,6 +270,23 @@ impl<T: DiskOperations> Disk<T> {
             let mut lim = Limits((*q).limits);
             f(&mut lim);
             to_result(bindings::queue_limits_commit_update(q, &mut lim.0))
+        }
+    }
+
+    /// Updates the queue limits if `limits_lock` is free, without waiting:
+    /// for the I/O path, which must not wait for a limits update that itself
+    /// waits for the I/O to drain. Returns whether it updated them.
+    pub(crate) fn try_update_limits(&self, f: impl FnOnce(&mut Limits)) -> bool {
+        let q = self.queue();
+        // SAFETY: The queue is valid; `limits_lock` guards `limits`, and
+        // `queue_limits_commit_update` releases it.
+        unsafe {
+            if bindings::mutex_trylock(&raw mut (*q).limits_lock) == 0 {
+                return false;
+            }
+            let mut lim = Limits((*q).limits);
+            f(&mut lim);
+            bindings::queue_limits_commit_update(q, &mut lim.0) == 0
         }
     }
 
@@ -419,6 +440,15 @@ impl<T: DiskOperations> GenDisk<T> {
     ) -> Result<Self> {
         let mut lim = Limits(pin_init::zeroed());
         limits(&mut lim);
+        // Both data pointers live in `private_data`, which `free_disk` can
+        // read: by then the queue, and its `queuedata`, may be freed.
+        let private = KBox::new(
+            DiskPrivate {
+                disk_data: core::ptr::null_mut(),
+                queue_data: core::ptr::null_mut(),
+            },
+            GFP_KERNEL,
+        )?;
         let queue_data = queue_data.into_foreign();
         // SAFETY: The tag set is live; `lim` is a valid limits template.
         let disk = from_err_ptr(unsafe {
@@ -443,13 +473,15 @@ impl<T: DiskOperations> GenDisk<T> {
             (*disk).first_minor = params.first_minor as c_int;
             (*disk).minors = params.minors as c_int;
             (*disk).fops = &DiskVTable::<T>::TABLE.0;
-            (*disk).private_data = disk_data.into_foreign();
+            let mut private = private;
+            private.disk_data = disk_data.into_foreign();
+            private.queue_data = queue_data;
+            (*disk).private_data = KBox::into_raw(private).cast();
             if params.media_change_events {
                 ffi::rloop_disk_enable_media_change_events(disk);
             }
             ffi::rloop_disk_set_partition_scan(disk, params.partition_scan);
         }
-        // From here on, `put_disk()` releases both data through `free_disk`.
         let name = {
             // SAFETY: The disk is ours until added.
             let buf = unsafe { &mut (*disk).disk_name };
@@ -464,8 +496,12 @@ impl<T: DiskOperations> GenDisk<T> {
             })
         });
         if let Err(e) = ret {
-            // SAFETY: Not added; the final put calls `free_disk`.
-            unsafe { bindings::put_disk(disk) };
+            // SAFETY: The disk was never added, so `free_disk` will not run
+            // for it: release its data here, then the disk itself.
+            unsafe {
+                DiskPrivate::release::<T>((*disk).private_data);
+                bindings::put_disk(disk);
+            }
             return Err(e);
         }
         // INVARIANT: Set up and added above.
@@ -491,6 +527,31 @@ impl<T: DiskOperations> Drop for GenDisk<T> {
         unsafe {
             bindings::del_gendisk(self.disk.as_ptr());
             bindings::put_disk(self.disk.as_ptr());
+        }
+    }
+}
+
+/// What `gendisk->private_data` points to: the disk's and the queue's data,
+/// as `into_foreign()` returned them.
+struct DiskPrivate {
+    disk_data: *mut c_void,
+    queue_data: *mut c_void,
+}
+
+impl DiskPrivate {
+    /// Drops both data and the `DiskPrivate`.
+    ///
+    /// # Safety
+    ///
+    /// `private` is the `private_data` of a disk set up by `GenDisk::new`
+    /// for `T`, released once, after the last use of the data.
+    unsafe fn release<T: DiskOperations>(private: *mut c_void) {
+        // SAFETY: By the caller, `private` came from `KBox::into_raw` and
+        // holds foreign pointers of `T`'s data that nothing uses any more.
+        unsafe {
+            let private = KBox::from_raw(private.cast::<DiskPrivate>());
+            drop(T::DiskData::from_foreign(private.disk_data));
+            drop(T::QueueData::from_foreign(private.queue_data));
         }
     }
 }
@@ -570,10 +631,7 @@ impl<T: DiskOperations> DiskVTable<T> {
     unsafe extern "C" fn free_disk(disk: *mut bindings::gendisk) {
         // SAFETY: The data were set up by `GenDisk::new` and are released
         // only here; nothing uses the disk any more.
-        unsafe {
-            drop(T::DiskData::from_foreign((*disk).private_data));
-            drop(T::QueueData::from_foreign((*(*disk).queue).queuedata));
-        }
+        unsafe { DiskPrivate::release::<T>((*disk).private_data) };
     }
 }
 
