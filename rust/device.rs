@@ -277,20 +277,14 @@ impl LoopDevice {
                 self.configure(bdev, mode, &config).map(|()| 0)
             }
             LOOP_CONFIGURE => {
-                let mut raw = [0u8; LOOP_CONFIG_SIZE];
-                UserSlice::new(UserPtr::from_addr(arg), LOOP_CONFIG_SIZE)
-                    .reader()
-                    .read_slice(&mut raw)?;
+                let raw = read_user::<LOOP_CONFIG_SIZE>(arg)?;
                 self.configure(bdev, mode, &LoopConfig::from_bytes(&raw))
                     .map(|()| 0)
             }
             LOOP_CLR_FD => self.clr_fd(bdev.disk()).map(|()| 0),
             LOOP_SET_STATUS64 => {
                 may_write()?;
-                let mut raw = [0u8; LOOP_INFO64_SIZE];
-                UserSlice::new(UserPtr::from_addr(arg), LOOP_INFO64_SIZE)
-                    .reader()
-                    .read_slice(&mut raw)?;
+                let raw = read_user::<LOOP_INFO64_SIZE>(arg)?;
                 self.set_status(bdev, &LoopInfo64::from_bytes(&raw))
                     .map(|()| 0)
             }
@@ -299,11 +293,21 @@ impl LoopDevice {
                     return Err(EINVAL);
                 }
                 let info = self.get_status()?;
-                UserSlice::new(UserPtr::from_addr(arg), LOOP_INFO64_SIZE)
-                    .writer()
-                    .write_slice(&info.to_bytes())?;
-                Ok(0)
+                write_user(arg, &info.to_bytes())
             }
+            LOOP_SET_STATUS => {
+                may_write()?;
+                let raw = read_user::<LOOP_INFO_SIZE>(arg)?;
+                self.set_status(bdev, &info64_from_old(&raw)).map(|()| 0)
+            }
+            LOOP_GET_STATUS => {
+                if arg == 0 {
+                    return Err(EINVAL);
+                }
+                let info = self.get_status()?;
+                write_user(arg, &info64_to_old(&info).map_err(|_| EOVERFLOW)?)
+            }
+            LOOP_CHANGE_FD => self.change_fd(bdev, arg as u32).map(|()| 0),
             LOOP_SET_CAPACITY => {
                 may_write()?;
                 self.set_capacity(bdev.disk()).map(|()| 0)
@@ -331,10 +335,21 @@ impl LoopDevice {
         arg: usize,
     ) -> Result<i32> {
         match cmd {
-            LOOP_SET_CAPACITY | LOOP_CLR_FD | LOOP_GET_STATUS64 | LOOP_SET_STATUS64
-            | LOOP_CONFIGURE | LOOP_SET_FD | LOOP_SET_DIRECT_IO | LOOP_SET_BLOCK_SIZE => {
-                self.ioctl(bdev, mode, cmd, arg)
+            // loop.c checks no permission here, unlike the native call.
+            LOOP_SET_STATUS => {
+                let raw = read_user::<COMPAT_LOOP_INFO_SIZE>(arg)?;
+                self.set_status(bdev, &info64_from_compat(&raw)).map(|()| 0)
             }
+            LOOP_GET_STATUS => {
+                if arg == 0 {
+                    return Err(EINVAL);
+                }
+                let info = self.get_status()?;
+                write_user(arg, &info64_to_compat(&info).map_err(|_| EOVERFLOW)?)
+            }
+            LOOP_SET_CAPACITY | LOOP_CLR_FD | LOOP_GET_STATUS64 | LOOP_SET_STATUS64
+            | LOOP_CONFIGURE | LOOP_SET_FD | LOOP_CHANGE_FD | LOOP_SET_DIRECT_IO
+            | LOOP_SET_BLOCK_SIZE => self.ioctl(bdev, mode, cmd, arg),
             _ => Err(ENOIOCTLCMD),
         }
     }
@@ -467,6 +482,85 @@ impl LoopDevice {
             return Err(EINVAL);
         }
         Ok(())
+    }
+
+    /// `loop_change_fd`: swaps the backing file of a read-only device for
+    /// one of the same size. Sends a `CHANGE` uevent whatever the outcome.
+    fn change_fd(&self, bdev: &BlockDevice<LoopOps>, fd: u32) -> Result {
+        let file = BackingFile::from_fd(fd)?;
+        if !file.has_read_iter() || (file.is_writable() && !file.has_write_iter()) {
+            return Err(EINVAL);
+        }
+        let disk = bdev.disk();
+        disk.suppress_uevents(true);
+        let result = self.swap_backing_file(bdev, file);
+        disk.suppress_uevents(false);
+        let result = result.map(|(old, partscan)| {
+            // The old file goes outside the locks: fput() may take the
+            // open_mutex of the disk under it.
+            drop(old);
+            if partscan {
+                self.reread_partitions(disk);
+            }
+        });
+        disk.uevent_change();
+        result
+    }
+
+    /// The locked part of `loop_change_fd`. Returns the old file, to be
+    /// dropped outside the locks, and whether partitions are scanned.
+    fn swap_backing_file(
+        &self,
+        bdev: &BlockDevice<LoopOps>,
+        file: BackingFile,
+    ) -> Result<(BackingFile, bool)> {
+        let disk = bdev.disk();
+        let _validate = self.driver.validate_lock.lock();
+        let mut cfg = self.config.lock();
+        if cfg.state != State::Bound {
+            return Err(ENXIO);
+        }
+        if cfg.flags & LO_FLAGS_READ_ONLY == 0 {
+            return Err(EINVAL);
+        }
+        self.validate_backing_file(&file, bdev)?;
+        let binding = cfg.binding.as_ref().ok_or(ENXIO)?;
+        let new_size = geometry::capacity_sectors(
+            file.size().unwrap_or(0),
+            binding.offset,
+            binding.sizelimit,
+        );
+        if new_size != binding_capacity(binding) {
+            return Err(EINVAL);
+        }
+        // Direct I/O may follow from an O_DIRECT fd: write back first.
+        let _ = file.fsync();
+        disk.force_media_change();
+        let lbs = disk.logical_block_size();
+        let old = {
+            let _frozen = disk.freeze();
+            let mut flags = cfg.flags;
+            if file.opened_direct() {
+                flags |= LO_FLAGS_DIRECT_IO;
+            }
+            let binding = cfg.binding.as_mut().ok_or(ENXIO)?;
+            binding.file.restore_gfp_mask(binding.saved_gfp);
+            binding.saved_gfp = file.restrict_gfp_mask();
+            binding.dio_align = file.dio_alignment();
+            let old = core::mem::replace(&mut binding.file, file);
+            let inputs = binding_dio_inputs(binding, lbs);
+            cfg.dio_refusal_logged = false;
+            if flags & LO_FLAGS_DIRECT_IO != 0 {
+                if let Err(why) = dio::can_use_dio(&inputs) {
+                    flags &= !LO_FLAGS_DIRECT_IO;
+                    self.log_dio_refusal(&mut cfg, why, &inputs);
+                }
+            }
+            cfg.flags = flags;
+            self.publish(&cfg);
+            old
+        };
+        Ok((old, cfg.flags & LO_FLAGS_PARTSCAN != 0))
     }
 
     /// `loop_clr_fd`: detaches lazily, at the last close.
@@ -696,6 +790,23 @@ impl LoopDevice {
 
 /// `PATH_MAX`: the buffer `file_path()` writes the backing file's path to.
 const PATH_MAX: usize = 4096;
+
+/// Copies `N` bytes from user space at `addr`.
+fn read_user<const N: usize>(addr: usize) -> Result<[u8; N]> {
+    let mut raw = [0u8; N];
+    UserSlice::new(UserPtr::from_addr(addr), N)
+        .reader()
+        .read_slice(&mut raw)?;
+    Ok(raw)
+}
+
+/// Copies `bytes` to user space at `addr`; the ioctl's result is 0.
+fn write_user(addr: usize, bytes: &[u8]) -> Result<i32> {
+    UserSlice::new(UserPtr::from_addr(addr), bytes.len())
+        .writer()
+        .write_slice(bytes)?;
+    Ok(0)
+}
 
 /// `loop_update_limits`: block size, write cache, rotational and discard.
 fn set_limits(lim: &mut Limits, file: &BackingFile, flags: u32, block_size: u32) {

@@ -39,8 +39,11 @@ pub(crate) const LO_CRYPT_CRYPTOAPI: u32 = 18;
 /// Block device ioctls.
 pub(crate) const LOOP_SET_FD: u32 = 0x4C00;
 pub(crate) const LOOP_CLR_FD: u32 = 0x4C01;
+pub(crate) const LOOP_SET_STATUS: u32 = 0x4C02;
+pub(crate) const LOOP_GET_STATUS: u32 = 0x4C03;
 pub(crate) const LOOP_SET_STATUS64: u32 = 0x4C04;
 pub(crate) const LOOP_GET_STATUS64: u32 = 0x4C05;
+pub(crate) const LOOP_CHANGE_FD: u32 = 0x4C06;
 pub(crate) const LOOP_SET_CAPACITY: u32 = 0x4C07;
 pub(crate) const LOOP_SET_DIRECT_IO: u32 = 0x4C08;
 pub(crate) const LOOP_SET_BLOCK_SIZE: u32 = 0x4C09;
@@ -81,6 +84,15 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
+    fn skip(&mut self, n: usize) {
+        self.pos += n;
+    }
+    fn u16(&mut self) -> u16 {
+        u16::from_ne_bytes(self.take())
+    }
+    fn i32(&mut self) -> i32 {
+        i32::from_ne_bytes(self.take())
+    }
     fn take<const N: usize>(&mut self) -> [u8; N] {
         let mut out = [0u8; N];
         out.copy_from_slice(&self.bytes[self.pos..self.pos + N]);
@@ -102,6 +114,12 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
+    fn skip(&mut self, n: usize) {
+        self.pos += n;
+    }
+    fn u16(&mut self, v: u16) {
+        self.put(&v.to_ne_bytes())
+    }
     fn put(&mut self, b: &[u8]) {
         self.bytes[self.pos..self.pos + b.len()].copy_from_slice(b);
         self.pos += b.len();
@@ -253,4 +271,111 @@ pub(crate) fn huge_encode_dev(dev: u32) -> u64 {
     let major = dev >> 20;
     let minor = dev & 0xfffff;
     u64::from((minor & 0xff) | (major << 8) | ((minor & !0xff) << 12))
+}
+
+/// Size of the legacy `struct loop_info` on x86-64, where
+/// `__kernel_old_dev_t` and `unsigned long` are 64 bits.
+pub(crate) const LOOP_INFO_SIZE: usize = 168;
+/// Size of `struct compat_loop_info` (32-bit callers; `compat_dev_t` is 16
+/// bits on x86).
+pub(crate) const COMPAT_LOOP_INFO_SIZE: usize = 140;
+
+/// A `loop_info64` field does not fit the legacy structure (`EOVERFLOW`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct Overflow;
+
+/// The integer `lo_offset` of the legacy structures, sign-extended as C
+/// assigns an `int` to a `__u64`.
+fn offset_from_int(offset: i32) -> u64 {
+    i64::from(offset) as u64
+}
+
+/// `offset` as the legacy structures' `int`, if it fits back unchanged.
+fn offset_to_int(offset: u64) -> Result<i32, Overflow> {
+    let narrow = offset as i32;
+    if offset_from_int(narrow) == offset {
+        Ok(narrow)
+    } else {
+        Err(Overflow)
+    }
+}
+
+/// `loop_info64_from_old()`: the legacy `struct loop_info` as `loop_info64`.
+/// The size limit is 0 and the encryption fields are dropped, as in loop.c.
+pub(crate) fn info64_from_old(bytes: &[u8; LOOP_INFO_SIZE]) -> LoopInfo64 {
+    let mut r = Reader { bytes, pos: 0 };
+    let mut info = LoopInfo64::zeroed();
+    info.number = r.i32() as u32;
+    r.skip(4);
+    info.device = r.u64();
+    info.inode = r.u64();
+    info.rdevice = r.u64();
+    info.offset = offset_from_int(r.i32());
+    r.skip(8); // lo_encrypt_type, lo_encrypt_key_size
+    info.flags = r.i32() as u32;
+    info.file_name = r.take();
+    info
+}
+
+/// `loop_info64_to_old()`: `EOVERFLOW` when a value would be truncated.
+pub(crate) fn info64_to_old(info: &LoopInfo64) -> Result<[u8; LOOP_INFO_SIZE], Overflow> {
+    let offset = offset_to_int(info.offset)?;
+    let mut out = [0u8; LOOP_INFO_SIZE];
+    let mut w = Writer {
+        bytes: &mut out,
+        pos: 0,
+    };
+    w.u32(info.number);
+    w.skip(4);
+    w.u64(info.device);
+    w.u64(info.inode);
+    w.u64(info.rdevice);
+    w.u32(offset as u32);
+    w.skip(8);
+    w.u32(info.flags);
+    w.put(&info.file_name);
+    Ok(out)
+}
+
+/// `loop_info64_from_compat()`.
+pub(crate) fn info64_from_compat(bytes: &[u8; COMPAT_LOOP_INFO_SIZE]) -> LoopInfo64 {
+    let mut r = Reader { bytes, pos: 0 };
+    let mut info = LoopInfo64::zeroed();
+    info.number = r.i32() as u32;
+    info.device = u64::from(r.u16());
+    r.skip(2);
+    info.inode = u64::from(r.u32());
+    info.rdevice = u64::from(r.u16());
+    r.skip(2);
+    info.offset = offset_from_int(r.i32());
+    r.skip(8);
+    info.flags = r.i32() as u32;
+    info.file_name = r.take();
+    info
+}
+
+/// `loop_info64_to_compat()`: `EOVERFLOW` when a value would be truncated.
+pub(crate) fn info64_to_compat(
+    info: &LoopInfo64,
+) -> Result<[u8; COMPAT_LOOP_INFO_SIZE], Overflow> {
+    let device = u16::try_from(info.device).map_err(|_| Overflow)?;
+    let rdevice = u16::try_from(info.rdevice).map_err(|_| Overflow)?;
+    let inode = u32::try_from(info.inode).map_err(|_| Overflow)?;
+    let offset = offset_to_int(info.offset)?;
+    let mut out = [0u8; COMPAT_LOOP_INFO_SIZE];
+    let mut w = Writer {
+        bytes: &mut out,
+        pos: 0,
+    };
+    w.u32(info.number);
+    w.u16(device);
+    w.skip(2);
+    w.u32(inode);
+    w.u16(rdevice);
+    w.skip(2);
+    w.u32(offset as u32);
+    w.skip(8);
+    w.u32(info.flags);
+    w.put(&info.file_name);
+    Ok(out)
 }

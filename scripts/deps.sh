@@ -8,7 +8,7 @@ DEB_PACKAGES=(
 	rustc-web rust-web-src libclang-19-dev clang-19 lld-19 llvm-19
 	qemu-system-x86 flex bison bc libelf-dev libssl-dev cpio
 	e2fsprogs xfsprogs fio util-linux kmod python3-venv pahole
-	busybox-static jq udev rust-web-clippy strace dkms
+	busybox-static jq udev rust-web-clippy strace dkms gcc-multilib
 )
 
 RLOOP_STEP=deps/debian

@@ -30,8 +30,11 @@ import sys
 
 LOOP_SET_FD = 0x4C00
 LOOP_CLR_FD = 0x4C01
+LOOP_SET_STATUS = 0x4C02
+LOOP_GET_STATUS = 0x4C03
 LOOP_SET_STATUS64 = 0x4C04
 LOOP_GET_STATUS64 = 0x4C05
+LOOP_CHANGE_FD = 0x4C06
 LOOP_SET_CAPACITY = 0x4C07
 LOOP_SET_DIRECT_IO = 0x4C08
 LOOP_SET_BLOCK_SIZE = 0x4C09
@@ -42,6 +45,9 @@ LOOP_CTL_GET_FREE = 0x4C82
 
 INFO64 = struct.Struct("=QQQQQIIII64s64s32sQQ")
 assert INFO64.size == 232
+# struct loop_info on x86-64: __kernel_old_dev_t and unsigned long are 64-bit.
+INFO = struct.Struct("=i4xQQQiiii64s32sQQ4s4x")
+assert INFO.size == 168
 
 
 def info64(offset=0, sizelimit=0, flags=0, encrypt_type=0, key_size=0, name=b""):
@@ -144,6 +150,29 @@ def main(argv=None):
         name = f[9].split(b"\0")[0].decode(errors="replace")
         print(f"number={f[5]} offset={f[3]} sizelimit={f[4]} flags={f[8]} "
               f"device={f[0]} inode={f[1]} name={name}")
+    elif op == "change-fd":
+        try:
+            ffd = opn(args[1], os.O_RDONLY if a.ro_file else os.O_RDWR)
+        except OSError as e:
+            print("open:" + errname(e))
+            return
+        print(call(dev, LOOP_CHANGE_FD, ffd))
+    elif op == "change-fd-raw":
+        print(call(dev, LOOP_CHANGE_FD, int(args[1])))
+    elif op == "get-status-old":
+        buf = bytearray(INFO.size)
+        r = call(dev, LOOP_GET_STATUS, buf)
+        if r != "ok":
+            print(r)
+            return
+        f = INFO.unpack(bytes(buf))
+        name = f[8].split(b"\0")[0].decode(errors="replace")
+        print(f"number={f[0]} offset={f[4]} flags={f[7]} device={f[1]} "
+              f"inode={f[2]} name={name}")
+    elif op == "set-status-old":
+        info = INFO.pack(0, 0, 0, 0, a.offset, a.encrypt_type, a.key_size,
+                         a.flags, b"", b"", 0, 0, b"")
+        print(call(dev, LOOP_SET_STATUS, info))
     elif op == "get-status-null":
         print(call(dev, LOOP_GET_STATUS64, 0))
     elif op == "set-status":

@@ -217,6 +217,75 @@ mod uapi_tests {
     }
 
     #[test]
+    fn legacy_loop_info_layout_and_conversion() {
+        let mut raw = [0u8; LOOP_INFO_SIZE];
+        raw[0..4].copy_from_slice(&3i32.to_ne_bytes()); // lo_number
+        raw[8..16].copy_from_slice(&0x700u64.to_ne_bytes()); // lo_device
+        raw[16..24].copy_from_slice(&42u64.to_ne_bytes()); // lo_inode
+        raw[32..36].copy_from_slice(&4096i32.to_ne_bytes()); // lo_offset
+        raw[36..40].copy_from_slice(&1i32.to_ne_bytes()); // lo_encrypt_type
+        raw[44..48].copy_from_slice(&4i32.to_ne_bytes()); // lo_flags
+        raw[48..52].copy_from_slice(b"/img"); // lo_name
+        let info = info64_from_old(&raw);
+        assert_eq!(info.number, 3);
+        assert_eq!(info.device, 0x700);
+        assert_eq!(info.inode, 42);
+        assert_eq!(info.offset, 4096);
+        assert_eq!(info.flags, 4);
+        assert_eq!(&info.file_name[..4], b"/img");
+        // loop.c drops the encryption type and the size limit.
+        assert_eq!(info.encrypt_type, 0);
+        assert_eq!(info.sizelimit, 0);
+        let back = info64_to_old(&info).unwrap();
+        assert_eq!(&back[..48], &{
+            let mut r = raw;
+            r[36..40].fill(0);
+            r
+        }[..48]);
+        // A negative int offset becomes a huge u64, which SET_STATUS then
+        // refuses with EOVERFLOW.
+        raw[32..36].copy_from_slice(&(-1i32).to_ne_bytes());
+        assert_eq!(info64_from_old(&raw).offset, u64::MAX);
+    }
+
+    #[test]
+    fn legacy_get_status_overflows_like_loop_c() {
+        let mut info = LoopInfo64::zeroed();
+        info.offset = 1 << 31;
+        assert_eq!(info64_to_old(&info), Err(Overflow));
+        assert_eq!(info64_to_compat(&info), Err(Overflow));
+        info.offset = (1 << 31) - 1;
+        assert!(info64_to_old(&info).is_ok());
+        info.device = 0x1_0000;
+        assert!(info64_to_old(&info).is_ok());
+        assert_eq!(info64_to_compat(&info), Err(Overflow));
+        info.device = 0x700;
+        info.inode = 1 << 32;
+        assert_eq!(info64_to_compat(&info), Err(Overflow));
+    }
+
+    #[test]
+    fn compat_loop_info_layout() {
+        let mut info = LoopInfo64::zeroed();
+        info.number = 1;
+        info.device = 0x0701;
+        info.inode = 77;
+        info.rdevice = 0x0102;
+        info.offset = 512;
+        info.flags = 16;
+        info.file_name[0] = b'x';
+        let raw = info64_to_compat(&info).unwrap();
+        assert_eq!(raw.len(), 140);
+        assert_eq!(&raw[4..6], &0x0701u16.to_ne_bytes());
+        assert_eq!(&raw[8..12], &77u32.to_ne_bytes());
+        assert_eq!(&raw[12..14], &0x0102u16.to_ne_bytes());
+        assert_eq!(&raw[16..20], &512i32.to_ne_bytes());
+        assert_eq!(&raw[28..32], &16i32.to_ne_bytes());
+        assert_eq!(raw[32], b'x');
+        assert_eq!(info64_from_compat(&raw), info);
+    }
+
+    #[test]
     fn stored_names_are_terminated() {
         let name = [b'a'; LO_NAME_SIZE];
         let stored = stored_file_name(&name);
