@@ -525,11 +525,8 @@ impl LoopDevice {
         }
         self.validate_backing_file(&file, bdev)?;
         let binding = cfg.binding.as_ref().ok_or(ENXIO)?;
-        let new_size = geometry::capacity_sectors(
-            file.size().unwrap_or(0),
-            binding.offset,
-            binding.sizelimit,
-        );
+        let new_size =
+            geometry::capacity_sectors(file.size().unwrap_or(0), binding.offset, binding.sizelimit);
         if new_size != binding_capacity(binding) {
             return Err(EINVAL);
         }

@@ -355,9 +355,7 @@ pub(crate) fn info64_from_compat(bytes: &[u8; COMPAT_LOOP_INFO_SIZE]) -> LoopInf
 }
 
 /// `loop_info64_to_compat()`: `EOVERFLOW` when a value would be truncated.
-pub(crate) fn info64_to_compat(
-    info: &LoopInfo64,
-) -> Result<[u8; COMPAT_LOOP_INFO_SIZE], Overflow> {
+pub(crate) fn info64_to_compat(info: &LoopInfo64) -> Result<[u8; COMPAT_LOOP_INFO_SIZE], Overflow> {
     let device = u16::try_from(info.device).map_err(|_| Overflow)?;
     let rdevice = u16::try_from(info.rdevice).map_err(|_| Overflow)?;
     let inode = u32::try_from(info.inode).map_err(|_| Overflow)?;

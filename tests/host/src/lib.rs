@@ -237,11 +237,14 @@ mod uapi_tests {
         assert_eq!(info.encrypt_type, 0);
         assert_eq!(info.sizelimit, 0);
         let back = info64_to_old(&info).unwrap();
-        assert_eq!(&back[..48], &{
-            let mut r = raw;
-            r[36..40].fill(0);
-            r
-        }[..48]);
+        assert_eq!(
+            &back[..48],
+            &{
+                let mut r = raw;
+                r[36..40].fill(0);
+                r
+            }[..48]
+        );
         // A negative int offset becomes a huge u64, which SET_STATUS then
         // refuses with EOVERFLOW.
         raw[32..36].copy_from_slice(&(-1i32).to_ne_bytes());
