@@ -66,7 +66,8 @@ mkdir -p "$deb_dir"
 deb=$(ls "$deb_dir"/linux-source-${KERNEL_SERIES}_"${version//:/%3a}"_all.deb 2>/dev/null | head -n1 || true)
 if [ -z "$deb" ]; then
 	log "downloading linux-source-$KERNEL_SERIES $version (about 150 MB)"
-	(cd "$deb_dir" && apt-get "${APT_OPTS[@]}" download -q "linux-source-$KERNEL_SERIES=$version") ||
+	# To stderr: stdout carries only the tree's path, for callers.
+	(cd "$deb_dir" && apt-get "${APT_OPTS[@]}" download -q "linux-source-$KERNEL_SERIES=$version" >&2) ||
 		die "apt-get download linux-source-$KERNEL_SERIES=$version failed" "check access to the Debian mirror"
 	deb=$(ls "$deb_dir"/linux-source-${KERNEL_SERIES}_*_all.deb | head -n1)
 fi

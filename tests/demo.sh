@@ -29,11 +29,11 @@ say "Kernel $(uname -r) with $(nproc) CPUs; loading rloop.ko, no C loop module l
 insmod "$ROOT/rloop.ko"
 udevadm settle 2>/dev/null || true
 show "dmesg | grep 'rloop:' | tail -n1"
-show "grep -E '^ *7 ' /proc/devices"
+show "awk '/^Block/ { b = 1 } b && \$1 == 7' /proc/devices"
 show "ls -l /dev/loop-control"
 
-say "A 128 MiB backing file on xfs, on a RAM disk."
-modprobe brd rd_nr=1 rd_size=262144
+say "A 128 MiB backing file on xfs, on a 512 MiB RAM disk."
+modprobe brd rd_nr=1 rd_size=524288
 mkfs.xfs -q -f /dev/ram0
 mount /dev/ram0 "$work/xfs"
 truncate -s 128M "$work/xfs/disk.img"

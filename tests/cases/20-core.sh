@@ -70,6 +70,7 @@ case_direct_io_on_ext4() {
 	dev=$(losetup -f --show --direct-io=on "$FSDIR/img")
 	assert_eq /dev/loop1 "$dev" "first free device"
 	assert_eq 1 "$(cat /sys/block/${dev#/dev/}/loop/dio)" "dio with --direct-io=on"
+	assert_eq 1 "$(losetup -l -n -O DIO "$dev" | tr -d ' ')" "losetup -l DIO column"
 	assert_eq 4096 "$(blockdev --getss "$dev")" "block size defaults to the DIO alignment"
 	assert_match "flags=.*" "$($LOOPCTL get-status "$dev")" "status"
 	(($($LOOPCTL get-status "$dev" | sed 's/.*flags=\([0-9]*\).*/\1/') & 16)) ||
@@ -272,7 +273,8 @@ case_discard_and_write_zeroes() {
 	head -c 16M /dev/urandom >"$FSDIR/img"
 	sync
 	losetup /dev/loop0 "$FSDIR/img"
-	local before after
+	local before after size
+	size=$(stat -c %s "$FSDIR/img")
 	before=$(du -k "$FSDIR/img" | cut -f1)
 	blkdiscard -o 0 -l 8M /dev/loop0
 	sync
@@ -282,6 +284,7 @@ case_discard_and_write_zeroes() {
 	blkdiscard -z -o $((8 << 20)) -l 4M /dev/loop0
 	cmp -n $((4 << 20)) /dev/zero <(dd if=/dev/loop0 bs=1M skip=8 count=4 status=none) ||
 		fail "write zeroes did not zero"
+	assert_eq "$size" "$(stat -c %s "$FSDIR/img")" "backing file size after discard and zeroing"
 	losetup -d /dev/loop0
 	# tmpfs has no ZERO_RANGE: the first failure turns write zeroes off.
 	mk_tmpfs
