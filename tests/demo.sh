@@ -19,10 +19,11 @@ mkdir -p "$work/xfs" "$work/mnt"
 
 # say TEXT: what the next lines show.
 say() { printf '\n== %s\n' "$*"; }
-# show COMMAND: run it, printing the command and its output indented.
+# show COMMAND: run it, printing the command and its output indented. A
+# failing command is shown, not fatal: some steps show an error on purpose.
 show() {
 	printf '   $ %s\n' "$*"
-	eval "$@" 2>&1 | sed 's/^/     /'
+	{ eval "$@" 2>&1 || true; } | sed 's/^/     /'
 }
 
 say "Kernel $(uname -r) with $(nproc) CPUs; loading rloop.ko, no C loop module loaded."
