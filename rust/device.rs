@@ -288,25 +288,13 @@ impl LoopDevice {
                 self.set_status(bdev, &LoopInfo64::from_bytes(&raw))
                     .map(|()| 0)
             }
-            LOOP_GET_STATUS64 => {
-                if arg == 0 {
-                    return Err(EINVAL);
-                }
-                let info = self.get_status()?;
-                write_user(arg, &info.to_bytes())
-            }
+            LOOP_GET_STATUS64 => self.get_status_to_user(arg, |info| Ok(info.to_bytes())),
             LOOP_SET_STATUS => {
                 may_write()?;
                 let raw = read_user::<LOOP_INFO_SIZE>(arg)?;
                 self.set_status(bdev, &info64_from_old(&raw)).map(|()| 0)
             }
-            LOOP_GET_STATUS => {
-                if arg == 0 {
-                    return Err(EINVAL);
-                }
-                let info = self.get_status()?;
-                write_user(arg, &info64_to_old(&info).map_err(|_| EOVERFLOW)?)
-            }
+            LOOP_GET_STATUS => self.get_status_to_user(arg, info64_to_old),
             LOOP_CHANGE_FD => self.change_fd(bdev, arg as u32).map(|()| 0),
             LOOP_SET_CAPACITY => {
                 may_write()?;
@@ -340,13 +328,7 @@ impl LoopDevice {
                 let raw = read_user::<COMPAT_LOOP_INFO_SIZE>(arg)?;
                 self.set_status(bdev, &info64_from_compat(&raw)).map(|()| 0)
             }
-            LOOP_GET_STATUS => {
-                if arg == 0 {
-                    return Err(EINVAL);
-                }
-                let info = self.get_status()?;
-                write_user(arg, &info64_to_compat(&info).map_err(|_| EOVERFLOW)?)
-            }
+            LOOP_GET_STATUS => self.get_status_to_user(arg, info64_to_compat),
             LOOP_SET_CAPACITY | LOOP_CLR_FD | LOOP_GET_STATUS64 | LOOP_SET_STATUS64
             | LOOP_CONFIGURE | LOOP_SET_FD | LOOP_CHANGE_FD | LOOP_SET_DIRECT_IO
             | LOOP_SET_BLOCK_SIZE => self.ioctl(bdev, mode, cmd, arg),
@@ -648,6 +630,20 @@ impl LoopDevice {
         info.inode = ids.ino;
         info.rdevice = huge_encode_dev(ids.rdev);
         Ok(info)
+    }
+
+    /// `loop_get_status*`: the status in one of its user-space layouts,
+    /// `EINVAL` for a NULL pointer, `EOVERFLOW` when a field does not fit.
+    fn get_status_to_user<const N: usize>(
+        &self,
+        arg: usize,
+        encode: impl FnOnce(&LoopInfo64) -> core::result::Result<[u8; N], Overflow>,
+    ) -> Result<i32> {
+        if arg == 0 {
+            return Err(EINVAL);
+        }
+        let info = self.get_status()?;
+        write_user(arg, &encode(&info).map_err(|_| EOVERFLOW)?)
     }
 
     /// `loop_set_capacity`.

@@ -77,17 +77,18 @@ case_direct_io_on_ext4() {
 		fail "LO_FLAGS_DIRECT_IO not reported"
 	# A filesystem on top: written through direct I/O, checked by fsck.
 	mkfs.ext4 -q -F "$dev"
-	mkdir -p /tmp/mnt
-	mount "$dev" /tmp/mnt
-	head -c 16M /dev/urandom >/tmp/mnt/data
+	local mnt=$RLOOP_CASE_DIR/mnt
+	mkdir -p "$mnt"
+	mount "$dev" "$mnt"
+	head -c 16M /dev/urandom >"$mnt/data"
 	local sum
-	sum=$(sha256sum </tmp/mnt/data)
-	umount /tmp/mnt
+	sum=$(sha256sum <"$mnt/data")
+	umount "$mnt"
 	echo 3 >/proc/sys/vm/drop_caches
 	fsck.ext4 -n -f "$dev" >/dev/null || fail "fsck found errors"
-	mount -o ro "$dev" /tmp/mnt
-	assert_eq "$sum" "$(sha256sum </tmp/mnt/data)" "file read back"
-	umount /tmp/mnt
+	mount -o ro "$dev" "$mnt"
+	assert_eq "$sum" "$(sha256sum <"$mnt/data")" "file read back"
+	umount "$mnt"
 	losetup -d "$dev"
 	unload_rloop
 }
