@@ -9,7 +9,7 @@
 //! process; a [`RawKthreadWorkItem`] converts between an owning handle of
 //! such an object and its embedded work.
 
-use core::{marker::PhantomData, ptr::NonNull};
+use core::ptr::NonNull;
 use kernel::{bindings, error::from_err_ptr, prelude::*, str::CStr, types::Opaque};
 
 /// A kthread worker and its thread, destroyed on drop after running all
@@ -144,6 +144,3 @@ pub(crate) unsafe trait RawKthreadWorkItem: Send + Sized {
     /// Processes the item on the worker thread.
     fn run(self);
 }
-
-#[allow(dead_code)]
-struct AssertWorkIsTransparent(PhantomData<KthreadWork>);

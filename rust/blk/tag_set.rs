@@ -9,7 +9,7 @@ use core::{marker::PhantomData, pin::Pin};
 use kernel::{
     bindings,
     error::{from_result, to_result},
-    ffi::{c_int, c_uint, c_void},
+    ffi::{c_int, c_uint},
     prelude::*,
     types::{ForeignOwnable, Opaque},
 };
@@ -216,7 +216,3 @@ impl<T: Operations> OperationsVTable<T> {
         &Self::VTABLE
     }
 }
-
-/// Silences the unused-parameter type check of `c_void` users.
-#[allow(dead_code)]
-type Unused = *mut c_void;
