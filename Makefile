@@ -65,7 +65,7 @@ test-dkms: deps
 
 ## make test-vm: the in-VM test suite (TESTS=regex selects cases)
 test-vm: modules
-	@$(SCRIPTS)/vm.sh --dmesg $(CURDIR)/results/dmesg-check.txt -- $(CURDIR)/tests/run.sh $(TESTS)
+	@$(SCRIPTS)/vm.sh --dmesg $(CURDIR)/results/dmesg-check.txt -- $(CURDIR)/tests/run.sh '$(TESTS)'
 
 ## make help: list the targets
 help:
