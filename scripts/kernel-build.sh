@@ -15,9 +15,31 @@ fragment=$RLOOP_ROOT/scripts/kconfig/$variant.config
 
 src=$("$RLOOP_ROOT/scripts/kernel-source.sh")
 version=$(make -s -C "$src" kernelversion)
+# expand FRAGMENT: its lines, with "#include NAME" replaced by the lines of
+# scripts/kconfig/NAME. A later assignment to a symbol overrides an earlier
+# one, so a variant is its base plus overrides.
+expand() {
+	local line
+	while IFS= read -r line || [ -n "$line" ]; do
+		case $line in
+		"#include "*) expand "$RLOOP_ROOT/scripts/kconfig/${line#\#include }" ;;
+		*) printf '%s\n' "$line" ;;
+		esac
+	done <"$1"
+}
+# Only the last assignment to a symbol is kept, and
+# "#drop CONFIG_X" removes every assignment to CONFIG_X, for a value
+# that cannot be overridden with =n (an int of a disabled option).
+config=$(expand "$fragment" | awk '
+	/^#drop / { drop[$2] = 1; next }
+	{ lines[NR] = $0 }
+	/^CONFIG_/ { split($0, kv, "="); last[kv[1]] = NR }
+	END { for (i = 1; i <= NR; i++) if (i in lines) {
+		split(lines[i], kv, "=")
+		if (!(kv[1] in drop) && (!(kv[1] in last) || last[kv[1]] == i)) print lines[i] } }')
 # Bump when the way the config is assembled changes.
 method=allnoconfig+allconfig/2
-key=$( { cat "$src/.rloop-unpacked"; echo "$method"; cat "$fragment"; toolchain_id; } |
+key=$( { cat "$src/.rloop-unpacked"; echo "$method"; printf '%s\n' "$config"; toolchain_id; } |
 	sha256sum | cut -c1-12)
 out=$RLOOP_CACHE/kbuild/$variant-$version-$key
 stamp=$out/.rloop-complete
@@ -53,15 +75,16 @@ build() {
 		# allnoconfig and running olddefconfig instead would give the newly
 		# visible symbols their defaults (INET, IPV6, wireless, ...).
 		log "configuring: allnoconfig with $(basename "$fragment")"
-		kernel_make "$src" O="$out" -s KCONFIG_ALLCONFIG="$fragment" allnoconfig >/dev/null || return 1
+		printf '%s\n' "$config" >"$out/rloop.config"
+		kernel_make "$src" O="$out" -s KCONFIG_ALLCONFIG="$out/rloop.config" allnoconfig >/dev/null || return 1
 		# Every option the fragment sets must have survived olddefconfig.
 		local bad=()
 		while IFS= read -r line; do
 			case $line in
-			CONFIG_*=n) grep -qx "# ${line%=n} is not set" "$out/.config" || bad+=("$line") ;;
+			CONFIG_*=n) ! grep -q "^${line%=n}=" "$out/.config" || bad+=("$line") ;;
 			CONFIG_*=*) grep -qxF "$line" "$out/.config" || bad+=("$line") ;;
 			esac
-		done < <(grep -E '^CONFIG_' "$fragment")
+		done < <(printf '%s\n' "$config" | grep -E '^CONFIG_')
 		if [ ${#bad[@]} -gt 0 ]; then
 			kernel_make "$src" O="$out" -s rustavailable >&2 || true
 			die "config options not applied: ${bad[*]}" \

@@ -45,6 +45,15 @@ done
 "$RLOOP_ROOT/scripts/deps.sh"
 kdir=$("$RLOOP_ROOT/scripts/kernel-build.sh" "$variant")
 
+# One VM at a time: under TCG on few cores, two guests slow each other
+# down past their time limits.
+mkdir -p "$RLOOP_CACHE"
+exec 9>"$RLOOP_CACHE/vm.lock"
+if ! flock -n 9; then
+	progress "another VM is running; waiting for it"
+	flock 9
+fi
+
 mkdir -p "$results" "$(dirname "$dmesg_file")"
 # A private, writable exchange directory for this run.
 xchg=$(mktemp -d "$results/.vm.XXXXXX")
