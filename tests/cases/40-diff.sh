@@ -215,6 +215,8 @@ scenario_dio_and_block_size() {
 	mk_fs_on_brd ext4
 	truncate -s 8M "$TMPFS/f" "$FSDIR/f"
 	local f dev=/dev/loop0 op
+	# A udev probe holding the device open would defer the detach.
+	pause_udev
 	dio_block_size_calls() {
 		for op in "set-dio $dev 1" "set-block-size $dev 4096" "set-dio $dev 1" \
 			"set-block-size $dev 1024" "set-block-size $dev 3000" "set-block-size $dev 0" \
@@ -270,6 +272,7 @@ scenario_change_fd() {
 	head -c 1M /dev/zero | tr '\0' a >"$d/a"
 	head -c 1M /dev/zero | tr '\0' b >"$d/b"
 	truncate -s 2M "$d/big"
+	pause_udev
 	$LOOPCTL batch --echo <<-END | normalize_ids
 	change-fd /dev/loop0 $d/b --ro-file
 	configure /dev/loop0 $d/a
