@@ -190,7 +190,12 @@ def main(argv=None):
         print(state(args[0]))
         return
     if op in ("write", "read"):
-        print(direct_io(args[0], op, args[1], " ".join(args)))
+        name = os.path.basename(args[0])
+        result = direct_io(args[0], op, args[1], " ".join(args))
+        if os.path.isdir(f"/sys/block/{name}") and not os.path.isdir(f"/sys/block/{name}/loop"):
+            # Depends on the read-only flag of an unbound device: see "state".
+            result = f"\n  unbound {name} {op}={result}"
+        print(result)
         return
     if op == "truncate":
         try:
