@@ -159,7 +159,15 @@ def direct_io(dev, op, spec, tag):
         buf.close()
 
 
-def main(argv=None):
+PARSER = None
+
+
+def parser():
+    """The argument parser, built once: a batch runs hundreds of commands,
+    and building it costs a lot under TCG."""
+    global PARSER
+    if PARSER is not None:
+        return PARSER
     p = argparse.ArgumentParser()
     p.add_argument("op")
     p.add_argument("args", nargs="*")
@@ -173,7 +181,12 @@ def main(argv=None):
     p.add_argument("--ro-file", action="store_true")
     p.add_argument("--odirect", action="store_true")
     p.add_argument("--echo", action="store_true")
-    a = p.parse_args(argv)
+    PARSER = p
+    return p
+
+
+def main(argv=None):
+    a = parser().parse_args(argv)
     op, args = a.op, a.args
     if op == "batch":
         # One command per line on stdin, one result line each: saves a

@@ -349,38 +349,11 @@ scenario_random() {
 	mkdir "$TMPFS/pristine"
 	$rs --setup --dir "$TMPFS/pristine"
 	pause_udev
-	for ((i = 0; i < RANDSEQ_COUNT; i++)); do
-		seed=$((RANDSEQ_SEED + i))
-		echo "# sequence $i, seed $seed"
-		reset_loop_devices
-		rm -rf "$dir"
-		cp -a "$TMPFS/pristine" "$dir"
-		$rs --seed "$seed" --ops "$RANDSEQ_OPS" --dir "$dir" | $LOOPCTL batch --echo |
-			normalize_ids
-	done
-	reset_loop_devices
+	$rs --seed "$RANDSEQ_SEED" --count "$RANDSEQ_COUNT" --ops "$RANDSEQ_OPS" \
+		--dir "$dir" --pristine "$TMPFS/pristine" | normalize_ids
 	resume_udev
 }
 
-# reset_loop_devices: every device unbound, loop0-7 present, no others.
-reset_loop_devices() {
-	local d n
-	for _ in 1 2 3; do
-		losetup -D 2>/dev/null || true
-	done
-	for d in /sys/block/loop*; do
-		[ -e "$d" ] || continue
-		n=${d##*/loop}
-		[ "$n" -lt 8 ] || [ "$($LOOPCTL ctl-remove "$n")" = ok ] ||
-			fail "cannot remove loop$n"
-	done
-	for n in 0 1 2 3 4 5 6 7; do
-		[ -e /sys/block/loop$n ] || $LOOPCTL ctl-add $n >/dev/null
-	done
-	for d in /sys/block/loop*; do
-		[ ! -d "$d/loop" ] || fail "${d##*/} is still bound after reset"
-	done
-}
 
 case_diff_ioctls() { compare_drivers scenario_ioctls_normalized 45; }
 case_diff_sysfs_and_losetup() { compare_drivers scenario_sysfs_and_losetup 60; }
