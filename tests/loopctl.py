@@ -144,13 +144,13 @@ def direct_io(dev, op, spec, tag):
     """4096 bytes at an offset with O_DIRECT, through an aligned buffer."""
     buf = mmap.mmap(-1, 4096)
     try:
+        # Opened first: the offset of "end" needs a device that exists.
+        fd = opn(dev, (os.O_RDWR if op == "write" else os.O_RDONLY) | os.O_DIRECT)
         off = io_offset(dev, spec)
         if op == "write":
-            fd = opn(dev, os.O_RDWR | os.O_DIRECT)
             buf.write((hashlib.sha256(tag.encode()).hexdigest() * 64)[:4096].encode())
             n = os.pwritev(fd, [buf], off)
             return "ok" if n == 4096 else f"short {n}"
-        fd = opn(dev, os.O_RDONLY | os.O_DIRECT)
         n = os.preadv(fd, [buf], off)
         return f"{n} {hashlib.md5(buf[:n]).hexdigest()[:12]}"
     except OSError as e:
