@@ -9,6 +9,7 @@ DEB_PACKAGES=(
 	qemu-system-x86 flex bison bc libelf-dev libssl-dev cpio
 	e2fsprogs xfsprogs fio util-linux kmod python3-venv pahole
 	busybox-static jq udev rust-web-clippy strace dkms gcc-multilib
+	dmsetup
 )
 
 RLOOP_STEP=deps/debian

@@ -316,11 +316,12 @@ case_fsync_reaches_backing_storage() {
 	kmemleak_check
 }
 
-# fio_loop DEV SECS SEED TAG: fio write-and-verify runs on DEV until SECS
-# have passed (at least one), alternating direct and buffered I/O. Every
-# run must verify clean. Writes "RUNS BYTES" to $RLOOP_CASE_DIR/TAG.fio.
+# fio_loop DEV SECS SEED TAG [SIZE]: fio write-and-verify runs of SIZE
+# (default 2 MiB) on DEV until SECS have passed (at least one), direct and
+# buffered I/O in turn. Every run must verify clean. Writes "RUNS BYTES"
+# to $RLOOP_CASE_DIR/TAG.fio.
 fio_loop() {
-	local dev=$1 end=$((SECONDS + $2)) seed=$3 tag=$4 n=0 bytes=0 size=$((2 << 20)) direct
+	local dev=$1 end=$((SECONDS + $2)) seed=$3 tag=$4 n=0 bytes=0 size=${5:-$((2 << 20))} direct
 	while [ "$n" -eq 0 ] || [ "$SECONDS" -lt "$end" ]; do
 		direct=$(((seed + n) % 2))
 		if [ "$direct" -eq 1 ]; then
@@ -328,7 +329,8 @@ fio_loop() {
 		else
 			set -- --ioengine=psync --direct=0 --end_fsync=1
 		fi
-		fio --name=v --filename="$dev" "$@" --rw=randwrite --bsrange=4k-32k --size=$size \
+		fio --name=v --filename="$dev" "$@" --rw=$([ $(((seed + n) % 3)) -eq 0 ] && echo write || echo randwrite) \
+			--bsrange=4k-32k --size=$size \
 			--offset=$(((n % 4) * size)) --randseed=$((seed + n)) --verify=crc32c \
 			--do_verify=1 --verify_fatal=1 --output="$RLOOP_CASE_DIR/$tag.fio$n.txt" || {
 			cat "$RLOOP_CASE_DIR/$tag.fio$n.txt"
