@@ -196,7 +196,7 @@ class Fuzzer:
                 self.info64(p), "plausible" if p else "random"))
         if name == "SET_STATUS":
             return self.struct_arg(INFO.size, lambda p: (
-                (INFO.pack(0, 0, 0, 0, r.choice([0, 512, -1, 1 << 31]), r.randrange(3),
+                (INFO.pack(0, 0, 0, 0, r.choice([0, 512, -1, (1 << 31) - 512]), r.randrange(3),
                            r.randrange(40), r.choice([0, 4, 8, 16, r.getrandbits(31)]),
                            r.randbytes(64), r.randbytes(32), 0, 0, b"")
                  if p else r.randbytes(INFO.size)),
