@@ -5,10 +5,10 @@
 
 SOAK_SECS=${RLOOP_SOAK_SECS:-600}
 # Each race kind runs a tenth of the soak time, at least 10 s; the fuzzer
-# does 5 iterations per soak second, at least 1000; one fault window per
-# soak minute, at least 2.
+# does 5 iterations per soak second, at least 300 (some 0.2 s each under
+# TCG); one fault window per soak minute, at least 2.
 export RLOOP_RACE_SECS=${RLOOP_RACE_SECS:-$((SOAK_SECS / 10 > 10 ? SOAK_SECS / 10 : 10))}
-export RLOOP_FUZZ_ITERATIONS=${RLOOP_FUZZ_ITERATIONS:-$((SOAK_SECS * 5 > 1000 ? SOAK_SECS * 5 : 1000))}
+export RLOOP_FUZZ_ITERATIONS=${RLOOP_FUZZ_ITERATIONS:-$((SOAK_SECS * 5 > 300 ? SOAK_SECS * 5 : 300))}
 export RLOOP_IO_CYCLES=${RLOOP_IO_CYCLES:-$((SOAK_SECS / 60 > 2 ? SOAK_SECS / 60 : 2))}
 
 # shellcheck source=tests/cases/50-reliability.sh
