@@ -451,7 +451,13 @@ storm_rmmod_busy() {
 
 # rmmod and insmod against openers of the unbound devices.
 race_rmmod_open() {
-	local end=$((SECONDS + RACE_SECS)) n=0 out=0 back=0
+	local end=$((SECONDS + RACE_SECS)) n=0 out=0 back=0 modprobe
+	# An open of /dev/loopN while rloop is out makes the kernel request
+	# block-major-7, which loads loop.c and takes major 7 from the next
+	# insmod: no module autoloading during this race.
+	modprobe=$(cat /proc/sys/kernel/modprobe)
+	on_exit "echo $modprobe >/proc/sys/kernel/modprobe"
+	echo /bin/true >/proc/sys/kernel/modprobe
 	touch "$RLOOP_CASE_DIR/opening"
 	(
 		RANDOM=$REL_SEED
@@ -476,6 +482,7 @@ race_rmmod_open() {
 	done
 	rm "$RLOOP_CASE_DIR/opening"
 	wait "$opid"
+	echo "$modprobe" >/proc/sys/kernel/modprobe
 	local opens fails
 	read -r opens fails <"$RLOOP_CASE_DIR/opens"
 	module_loaded rloop || fail "rloop not loaded after the race"
