@@ -117,6 +117,12 @@ def sequence(seed, ops, d):
     return out
 
 
+def fail(msg):
+    # On stdout, in the transcript, where the case shows it.
+    print(msg, flush=True)
+    sys.exit(1)
+
+
 def reset_devices():
     """Every device unbound, loop0-7 present and no other: the state each
     sequence starts from."""
@@ -135,8 +141,8 @@ def reset_devices():
         for name in os.listdir("/sys/block"):
             if name.startswith("loop") and int(name[4:]) >= 8:
                 r = loopctl.call(ctl, loopctl.LOOP_CTL_REMOVE, int(name[4:]))
-                if r != str(int(name[4:])):
-                    sys.exit(f"reset: cannot remove {name}: {r}")
+                if r != "ok":
+                    fail(f"reset: cannot remove {name}: {r}")
         for n in range(8):
             if not os.path.isdir(f"/sys/block/loop{n}"):
                 loopctl.call(ctl, loopctl.LOOP_CTL_ADD, n)
@@ -144,7 +150,7 @@ def reset_devices():
         os.close(ctl)
     for name in os.listdir("/sys/block"):
         if name.startswith("loop") and os.path.isdir(f"/sys/block/{name}/loop"):
-            sys.exit(f"reset: {name} is still bound")
+            fail(f"reset: {name} is still bound")
 
 
 def run_sequences(seed, count, ops, d, pristine):
