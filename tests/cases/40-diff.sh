@@ -359,7 +359,11 @@ case_diff_ioctls() { compare_drivers scenario_ioctls_normalized 45; }
 case_diff_sysfs_and_losetup() { compare_drivers scenario_sysfs_and_losetup 60; }
 case_diff_uevents() { compare_drivers scenario_uevents 4; }
 case_diff_partitions() { compare_drivers scenario_partitions 8; }
-case_diff_dio_and_block_size() { compare_drivers scenario_dio_and_block_size 150; }
+case_diff_dio_and_block_size() {
+	# The scenario runs as a job, whose on_exit is lost: brd goes here.
+	on_exit "rmmod brd"
+	compare_drivers scenario_dio_and_block_size 150
+}
 case_diff_change_fd() { compare_drivers scenario_change_fd 28; }
 case_diff_compat() {
 	[ -x "$COMPAT32" ] || fail "$COMPAT32 is missing: make test-vm builds it (gcc-multilib)"
@@ -370,5 +374,6 @@ case_diff_random_sequences() {
 	echo "reproduce: make test-vm TESTS=40-diff/diff_random RLOOP_TEST_RANDSEQ_SEED=$RANDSEQ_SEED" \
 		"RLOOP_TEST_RANDSEQ_COUNT=$RANDSEQ_COUNT RLOOP_TEST_RANDSEQ_OPS=$RANDSEQ_OPS"
 	compare_drivers scenario_random $((RANDSEQ_COUNT * RANDSEQ_OPS))
-	echo "compared $RANDSEQ_COUNT sequences, $(grep -c '^> ' "$RLOOP_CASE_DIR/scenario_random.rust") operations"
+	echo "compared $RANDSEQ_COUNT sequences: $(grep '^> ' "$RLOOP_CASE_DIR/scenario_random.rust" |
+		grep -vc '^> state ') operations, $(grep -c '^> state ' "$RLOOP_CASE_DIR/scenario_random.rust") state probes"
 }
