@@ -12,6 +12,10 @@
 #                    (default: results/dmesg-vm.txt)
 #   --timeout SECS   kill the VM after SECS (RLOOP_VM_TIMEOUT, default 5400)
 #   --variant NAME   kernel variant (default: test)
+#   --drive FILE     attach FILE as a raw virtio-blk disk with cache=none
+#                    (host O_DIRECT); repeatable. The Nth one (from 0) has
+#                    the serial rloop-vdN: in the guest, the vd* disk whose
+#                    /sys/block/vdX/serial says so.
 #
 # The guest root is the host's, read-only with tmpfs overlays (virtme-ng
 # over 9p). The project directory is the guest's working directory; the
@@ -28,6 +32,7 @@ variant=test
 results=$RLOOP_ROOT/results
 dmesg_file=$results/dmesg-vm.txt
 shell=
+drives=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--cpus) cpus=$2; shift 2 ;;
@@ -35,6 +40,7 @@ while [ $# -gt 0 ]; do
 	--dmesg) dmesg_file=$2; shift 2 ;;
 	--timeout) timeout_s=$2; shift 2 ;;
 	--variant) variant=$2; shift 2 ;;
+	--drive) [ -f "$2" ] || die "no drive image $2"; drives+=("$(realpath "$2")"); shift 2 ;;
 	--shell) shell=1; shift ;;
 	--) shift; break ;;
 	*) die "unknown option $1" "see the usage at the top of $0" ;;
@@ -67,6 +73,11 @@ vng=(
 	--rwdir "$results" --cwd "$RLOOP_ROOT"
 	--append "log_buf_len=16M"
 )
+# vng pastes --qemu-opts into a shell command line: quote the value, and
+# bind it with = so that argparse does not take -drive for an option.
+for i in "${!drives[@]}"; do
+	vng+=("--qemu-opts=-drive $(printf %q "file=${drives[$i]},format=raw,if=virtio,cache=none,serial=rloop-vd$i")")
+done
 
 if [ -n "$shell" ]; then
 	progress "booting $(basename "$kdir") ($cpus CPUs, $memory, TCG); exit the shell to stop"
