@@ -104,7 +104,7 @@ def main():
                     "cpu_us_per_io": busy_s / win * 1e6 / iops if iops and win > 0 else None,
                     "ctx_per_io": int(row["ctxt"]) / win / iops if iops and win > 0 else None,
                     "cpu_util": busy_s / win if win > 0 else None,
-                    "cached_growth_mib": int(row["cached_growth_kib"]) / 1024,
+                    "file_cached_mib": int(row["file_cached_kib"]) / 1024,
                     "window_ok": row["window_ok"] == "1",
                     "dio": row["dio"],
                 }
@@ -119,6 +119,7 @@ def main():
                 pct = int(row["growth_kib"]) / (int(row["read_mib"]) * 1024) * 100
                 pc.setdefault(row["backing"], {}).setdefault(row["target"], []).append(
                     {"run": int(row["run"]), "pct": pct, "kib": int(row["growth_kib"]),
+                     "file_pct": int(row["file_cached_kib"]) / (int(row["read_mib"]) * 1024) * 100,
                      "read_mib": int(row["read_mib"]), "dio": row["dio"]})
 
     def vals(backing, target, workload, key):
@@ -184,6 +185,21 @@ def main():
     if host.get("vm_seconds"):
         L.append(f"- Wall time of the benchmark (module build, boot, all runs): "
                  f"{int(host['vm_seconds']) // 60} min {int(host['vm_seconds']) % 60} s")
+    load_path = os.path.join(out, "host-load.txt")
+    if os.path.exists(load_path):
+        samples = []
+        with open(load_path) as f:
+            for line in f:
+                p = line.split()
+                if len(p) == 3:
+                    samples.append((float(p[1]), int(p[2])))
+        if samples:
+            busy = sum(1 for _, q in samples if q > 1)
+            L.append(f"- Host load during the run (sampled every 10 s): load average "
+                     f"{min(x for x, _ in samples):.1f}–{max(x for x, _ in samples):.1f} on "
+                     f"{host.get('host_cpus', '?')} CPUs; another QEMU ran alongside in "
+                     f"{busy} of {len(samples)} samples"
+                     + (" (the host is shared: expect more spread between runs)." if busy else "."))
     bad_windows = sum(1 for b in data.values() for t in b.values() for w in t.values()
                       for r in w if not r["window_ok"])
     if bad_windows:
@@ -211,7 +227,7 @@ def main():
                     fmt_ratio_range(ratio(b, "rloop-buf", "loop-buf", w))]
             L.append("| " + " | ".join(row) + " |")
             sb[w] = {t: {k: med(vals(b, t, w, k)) for k in
-                         ("iops", "bw_mib", "cpu_us_per_io", "ctx_per_io", "cached_growth_mib")}
+                         ("iops", "bw_mib", "cpu_us_per_io", "ctx_per_io", "file_cached_mib")}
                      for t in targets}
         L.append("")
         L.append("Ratios: of the medians; in brackets the range of the per-run ratios "
@@ -244,24 +260,30 @@ def main():
         L.append("")
         L.append("### Page cache")
         L.append("")
-        L.append(f"Growth of `Cached` after reading {env.get('pc_mib', '?')} MiB through "
-                 "the device with O_DIRECT (caches dropped before), as % of the bytes read; "
-                 "median (min–max) over the runs. Then, per workload, the median growth "
-                 "in MiB over one fio run (caches dropped before each run).")
+        L.append(f"After all caches are dropped, {env.get('pc_mib', '?')} MiB are read "
+                 "through the device with O_DIRECT (dd iflag=direct). *Cached growth*: "
+                 "growth of `Cached` in /proc/meminfo, as % of the bytes read. *Backing "
+                 "file cached*: the backing file's pages in the page cache afterwards "
+                 "(fincore), as % of the bytes read. Medians (min–max) over the runs.")
         L.append("")
-        L.append("| target | dio | growth, % of bytes read |")
-        L.append("|---|--:|--:|")
+        L.append("| target | dio | Cached growth, % of bytes read | backing file cached, % of bytes read |")
+        L.append("|---|--:|--:|--:|")
         for t in targets:
             p = pc.get(b, {}).get(t, [])
             if p:
                 L.append(f"| {TARGET_TITLES[t]} | {p[0]['dio']} | "
-                         f"{fmt_range([x['pct'] for x in p])} |")
+                         f"{fmt_range([x['pct'] for x in p])} | "
+                         f"{fmt_range([x['file_pct'] for x in p])} |")
+        L.append("")
+        L.append("Per workload: the backing file's pages in the page cache after one fio "
+                 "run (MiB, median; the file's cache is dropped before each run). Direct "
+                 "I/O keeps it at zero; buffered loop devices fill it.")
         L.append("")
         hdr = ["workload"] + [f"{TARGET_TITLES[t]}" for t in targets]
         L.append("| " + " | ".join(hdr) + " |")
         L.append("|" + "|".join(["---"] + ["--:"] * (len(hdr) - 1)) + "|")
         for w in workloads:
-            row = [w] + [fmt_num(med(vals(b, t, w, "cached_growth_mib"))) for t in targets]
+            row = [w] + [fmt_num(med(vals(b, t, w, "file_cached_mib"))) for t in targets]
             L.append("| " + " | ".join(row) + " |")
         L.append("")
         summary["backings"][b]["pagecache"] = {
@@ -352,7 +374,7 @@ def main():
             L.append("```")
             L.append("")
 
-    if chart:
+    if chart and backings:
         try:
             make_chart(out, data, backings, ratio)
             L.append("## Chart")

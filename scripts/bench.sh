@@ -3,7 +3,7 @@
 # of the release (bench) kernel under TCG. Usage: bench.sh
 #
 # Environment (all optional):
-#   BENCH_RUNTIME   seconds measured per fio run (default 5)
+#   BENCH_RUNTIME   seconds measured per fio run (default 4)
 #   BENCH_RAMP      seconds of fio ramp before that (default 1)
 #   BENCH_RUNS      runs per (backing, target, workload); the report shows
 #                   their median, min and max (default 3)
@@ -27,7 +27,7 @@ if [ -n "${BENCH_QUICK:-}" ] && [ "${BENCH_QUICK}" != 0 ]; then
 	: "${BENCH_WORKLOADS:=^(randread-4k-qd32-j4|randread-4k-qd1-j1|randwrite-4k-qd32-j4|read-1m-qd8-j1)$}"
 	: "${BENCH_RUNTIME:=3}"
 fi
-export BENCH_RUNTIME=${BENCH_RUNTIME:-5}
+export BENCH_RUNTIME=${BENCH_RUNTIME:-4}
 export BENCH_RAMP=${BENCH_RAMP:-1}
 export BENCH_RUNS=${BENCH_RUNS:-3}
 export BENCH_BACKINGS=${BENCH_BACKINGS:-brd virtio}
@@ -82,12 +82,31 @@ fi
 	echo "vm_memory=$memory"
 } >"$out/host.txt"
 
+# The guest does not inherit this environment: pass the settings on.
+guest_env=()
+for v in BENCH_RUNTIME BENCH_RAMP BENCH_RUNS BENCH_BACKINGS BENCH_TARGETS BENCH_WORKLOADS \
+	BENCH_PROFILE BENCH_SIZE_MIB BENCH_PC_MIB BENCH_ENGINE; do
+	[ -z "${!v+set}" ] || guest_env+=("$v=${!v}")
+done
 progress "results in $out"
+# The host is shared: a sample every 10 s of its load and of the QEMU
+# processes running (ours included), so that the report can say how quiet
+# the machine was.
+(
+	while :; do
+		printf '%s %s %s\n' "$(date +%s)" "$(cut -d' ' -f1 /proc/loadavg)" \
+			"$(pgrep -c qemu-system || true)"
+		sleep 10
+	done
+) >"$out/host-load.txt" 2>/dev/null &
+monitor=$!
 set +e
 "$RLOOP_ROOT/scripts/vm.sh" --variant bench --cpus "$cpus" --memory "$memory" \
-	--drive "$img" --dmesg "$out/dmesg.txt" -- "$RLOOP_ROOT/tests/bench/run.sh" "$out"
+	--drive "$img" --dmesg "$out/dmesg.txt" -- env "${guest_env[@]}" \
+	"$RLOOP_ROOT/tests/bench/run.sh" "$out"
 rc=$?
 set -e
+kill "$monitor" 2>/dev/null || true
 echo "vm_seconds=$((SECONDS - start))" >>"$out/host.txt"
 [ "$rc" -eq 0 ] || progress "the guest side failed (status $rc); reporting what it measured"
 

@@ -76,7 +76,8 @@ vng=(
 # vng pastes --qemu-opts into a shell command line: quote the value, and
 # bind it with = so that argparse does not take -drive for an option.
 for i in "${!drives[@]}"; do
-	vng+=("--qemu-opts=-drive $(printf %q "file=${drives[$i]},format=raw,if=virtio,cache=none,serial=rloop-vd$i")")
+	vng+=("--qemu-opts=-drive $(printf %q "file=${drives[$i]},format=raw,if=none,id=rloopvd$i,cache=none")"
+		"--qemu-opts=-device virtio-blk-pci,drive=rloopvd$i,serial=rloop-vd$i")
 done
 
 if [ -n "$shell" ]; then
