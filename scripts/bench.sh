@@ -3,12 +3,12 @@
 # of the release (bench) kernel under TCG. Usage: bench.sh
 #
 # Environment (all optional):
-#   BENCH_RUNTIME   seconds measured per fio run (default 4)
+#   BENCH_RUNTIME   seconds measured per fio run (default 3)
 #   BENCH_RAMP      seconds of fio ramp before that (default 1)
 #   BENCH_RUNS      runs per (backing, target, workload); the report shows
 #                   their median, min and max (default 3)
-#   BENCH_QUICK=1   a smoke run of a few minutes: brd only, four workloads,
-#                   3-second runs (each still overridable)
+#   BENCH_QUICK=1   a smoke run of a few minutes: brd only, four workloads
+#                   (each still overridable)
 #   BENCH_BACKINGS  "brd virtio" (default), "brd" or "virtio"
 #   BENCH_TARGETS   regex over rloop-dio loop-dio loop-buf rloop-buf raw
 #   BENCH_WORKLOADS regex over the workload names (see tests/bench/run.sh)
@@ -25,9 +25,8 @@ RLOOP_STEP=bench
 if [ -n "${BENCH_QUICK:-}" ] && [ "${BENCH_QUICK}" != 0 ]; then
 	: "${BENCH_BACKINGS:=brd}"
 	: "${BENCH_WORKLOADS:=^(randread-4k-qd32-j4|randread-4k-qd1-j1|randwrite-4k-qd32-j4|read-1m-qd8-j1)$}"
-	: "${BENCH_RUNTIME:=3}"
 fi
-export BENCH_RUNTIME=${BENCH_RUNTIME:-4}
+export BENCH_RUNTIME=${BENCH_RUNTIME:-3}
 export BENCH_RAMP=${BENCH_RAMP:-1}
 export BENCH_RUNS=${BENCH_RUNS:-3}
 export BENCH_BACKINGS=${BENCH_BACKINGS:-brd virtio}

@@ -24,7 +24,7 @@
 #
 # The host's scripts/bench-report.py turns them into report.md and chart.png.
 # Environment (all optional; scripts/bench.sh passes them through):
-#   BENCH_RUNTIME   seconds measured per fio run (default 4)
+#   BENCH_RUNTIME   seconds measured per fio run (default 3)
 #   BENCH_RAMP      seconds of fio ramp before that (default 1)
 #   BENCH_RUNS      runs per (backing, target, workload) (default 3)
 #   BENCH_SIZE_MIB  backing file size (default 512)
@@ -39,7 +39,7 @@ set -euo pipefail
 
 out=${1:?usage: run.sh OUTDIR}
 mkdir -p "$out/fio"
-runtime=${BENCH_RUNTIME:-4}
+runtime=${BENCH_RUNTIME:-3}
 ramp=${BENCH_RAMP:-1}
 runs=${BENCH_RUNS:-3}
 size_mib=${BENCH_SIZE_MIB:-512}
@@ -100,7 +100,9 @@ done
 # --- the guest's state ---
 module_loaded() { [ -d "/sys/module/$1" ]; }
 settle() { udevadm settle --timeout=30 2>/dev/null || true; }
-drop_caches() { sync; echo 3 >/proc/sys/vm/drop_caches; }
+# Only the backing file's cache is ever dropped: a global drop_caches would
+# also evict fio, perf and their libraries, which the guest then reads back
+# over 9p, tens of seconds under TCG.
 cached_kib() { awk '$1 == "Cached:" { print $2 }' /proc/meminfo; }
 # The backing file's pages in the page cache, in KiB; and dropping just
 # them (written back first), which leaves fio's own binary cached.
@@ -222,15 +224,15 @@ teardown_target() {
 	rloop-*) rmmod rloop ;;
 	loop-*) rmmod loop ;;
 	esac
-	drop_caches
+	drop_file_cache
 }
 
-# pagecache_probe BACKING TARGET RUN: drop caches, read pc_mib sequentially
-# with O_DIRECT through the device, and record the growth of Cached. dd,
-# not fio: fio's own binary and libraries weigh about 12 MiB of Cached.
-# The tools are run once before, so that their pages are in before.
+# pagecache_probe BACKING TARGET RUN: drop the backing file's cache, read
+# pc_mib sequentially with O_DIRECT through the device, and record the
+# growth of Cached. dd, not fio: fio's own binary and libraries weigh about
+# 12 MiB of Cached. The tools run once before, so that they are cached.
 pagecache_probe() {
-	drop_caches
+	drop_file_cache
 	dd --version >/dev/null
 	fincore --version >/dev/null
 	local before after
@@ -272,30 +274,37 @@ profile_target() {
 	local target=$1
 	command -v perf >/dev/null || { log "no perf in the guest; no profile"; return 0; }
 	setup_target "$target"
-	drop_caches
+	drop_file_cache
 	local pdata=$work/perf.$target.data
+	# perf is big: once before, so that it starts at once when it counts.
+	perf record -q -o "$work/warm.data" -- true >/dev/null 2>&1 || true
+	# fio runs longer than the profile and is stopped after it.
 	fio --name=profile --filename="$dev" --ioengine="$engine" --direct=1 --rw=randread \
 		--bs=4k --iodepth=32 --numjobs=4 --group_reporting --time_based \
-		--runtime="$((runtime + 2))" --size="${size_mib}m" --norandommap --randrepeat=0 \
+		--runtime="$((ramp + runtime + 30))" --size="${size_mib}m" --norandommap --randrepeat=0 \
 		--output-format=json --output="$out/profile-$target.fio.json" >/dev/null &
 	local pid=$!
-	sleep 1
+	sleep "$ramp.5"
 	if perf record -q -e cpu-clock -a -g -o "$pdata" -- sleep "$runtime" >"$work/perf.log" 2>&1; then
+		kill -0 "$pid" 2>/dev/null || log "warning: fio ended before the profile of $target did"
 		{
 			echo "# perf record -e cpu-clock -a -g, ${runtime}s, $target, 4k randread qd32 4 jobs, brd"
 			echo "# flat (self) profile by symbol"
 			perf report -i "$pdata" --stdio --no-children -g none --sort dso,symbol \
-				--percent-limit 0.5 2>/dev/null | grep -v '^$'
+				--percent-limit 0.3 2>/dev/null | grep -v '^$' || true
 			echo
-			echo "# inclusive (children) profile by symbol, top 40"
+			echo "# inclusive (children) profile by symbol, top 60"
+			# sed, not head: head would end the pipe early, and perf
+			# would die of SIGPIPE.
 			perf report -i "$pdata" --stdio --children -g none --sort symbol \
-				2>/dev/null | grep -v '^#' | grep -v '^$' | head -n 40
+				2>/dev/null | grep -v '^#' | grep -v '^$' | sed -n '1,60p' || true
 		} >"$out/profile-$target.txt"
 		log "profile of $target in profile-$target.txt"
 	else
 		log "perf record failed for $target: $(tail -n 3 "$work/perf.log" | tr '\n' ' ')"
 		cp "$work/perf.log" "$out/profile-$target.txt"
 	fi
+	kill -INT "$pid" 2>/dev/null || true
 	wait "$pid" || true
 	teardown_target "$target"
 }
