@@ -9,6 +9,7 @@ RESULTS_DIR/summary.json and RESULTS_DIR/chart.png.
 """
 import csv
 import json
+import re
 import os
 import statistics
 import sys
@@ -185,9 +186,29 @@ def main():
              "/proc/stat `ctxt`.")
     L.append(f"- Page cache: caches dropped, {env.get('pc_mib', '?')} MiB read sequentially "
              "with O_DIRECT through the device, growth of `Cached` in /proc/meminfo.")
+    def mins(secs):
+        return f"{secs // 60} min {secs % 60:02d} s"
+
+    times = []
+    log_path = os.path.join(out, "log.txt")
+    if os.path.exists(log_path):
+        with open(log_path) as f:
+            last = [line for line in f if line.startswith("[bench")]
+        if last:
+            times.append("the measurements in the guest " +
+                         mins(int(last[-1].split()[1].rstrip("s]"))))
+    vm_log = os.path.join(out, "vm.log")
+    if os.path.exists(vm_log):
+        with open(vm_log) as f:
+            for line in f:
+                m = re.search(r"VM exited with status \d+ after (\d+)s", line)
+                if m:
+                    times.append("the VM, boot to power-off, " + mins(int(m.group(1))))
     if host.get("vm_seconds"):
-        L.append(f"- Wall time of the benchmark (module build, boot, all runs): "
-                 f"{int(host['vm_seconds']) // 60} min {int(host['vm_seconds']) % 60} s")
+        times.append("`make bench` in all, waiting for other VMs included, " +
+                     mins(int(host["vm_seconds"])))
+    if times:
+        L.append("- Time taken: " + "; ".join(times) + ".")
     load_path = os.path.join(out, "host-load.txt")
     if os.path.exists(load_path):
         samples = []

@@ -105,10 +105,11 @@ main() {
 	set +e
 	"$RLOOP_ROOT/scripts/vm.sh" --variant bench --cpus "$cpus" --memory "$memory" \
 		--drive "$img" --dmesg "$out/dmesg.txt" -- env "${guest_env[@]}" \
-		"$RLOOP_ROOT/tests/bench/run.sh" "$out"
-	rc=$?
+		"$RLOOP_ROOT/tests/bench/run.sh" "$out" 2>&1 | tee "$out/vm.log"
+	rc=${PIPESTATUS[0]}
 	set -e
 	kill "$monitor" 2>/dev/null || true
+	# From the start of this script, waiting for the VM lock included.
 	echo "vm_seconds=$((SECONDS - start))" >>"$out/host.txt"
 	[ "$rc" -eq 0 ] || progress "the guest side failed (status $rc); reporting what it measured"
 
