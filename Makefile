@@ -68,8 +68,14 @@ test-dkms: deps
 	@$(SCRIPTS)/test-dkms.sh
 
 ## make test-vm: the in-VM test suite (TESTS=regex selects cases)
-test-vm: modules
+test-vm: modules results/bin/compat32
 	@$(SCRIPTS)/vm.sh --dmesg $(CURDIR)/results/dmesg-check.txt -- $(CURDIR)/tests/run.sh '$(TESTS)'
+
+# A 32-bit program for the compat ioctl tests, built here: in the guest,
+# under TCG, gcc takes minutes.
+results/bin/compat32: tests/compat32.c
+	@mkdir -p $(dir $@)
+	@gcc -m32 -static -O2 -Wall -o $@ $<
 
 ## make help: list the targets
 help:

@@ -52,16 +52,19 @@ pub(crate) struct Driver {
     pub(crate) part_shift: u32,
     /// `hw_queue_depth`.
     queue_depth: u32,
+    /// `nr_hw_queues`: hardware queues, and so workers, per device.
+    nr_hw_queues: u32,
     /// `max_loop`, when given explicitly: the limit for autoloading.
     autoload_limit: Option<u32>,
 }
 
 impl Driver {
     /// Driver state for `part_shift` partitions bits and tag sets of
-    /// `queue_depth` tags.
+    /// `nr_hw_queues` queues of `queue_depth` tags.
     pub(crate) fn new(
         part_shift: u32,
         queue_depth: u32,
+        nr_hw_queues: u32,
         autoload_limit: Option<u32>,
     ) -> Result<Arc<Self>> {
         let attrs = AttributeGroup::new()?;
@@ -73,6 +76,7 @@ impl Driver {
                 attrs,
                 part_shift,
                 queue_depth,
+                nr_hw_queues,
                 autoload_limit,
             }),
             GFP_KERNEL,
@@ -107,10 +111,10 @@ impl Driver {
             .filter(|m| m >> self.part_shift == index && *m < 1 << MINOR_BITS)
             .ok_or(EINVAL)?;
 
-        let dev = LoopDevice::new(index, self.clone())?;
+        let dev = LoopDevice::new(index, self.nr_hw_queues, self.clone())?;
         let tag_set = Arc::pin_init(
             TagSet::new(
-                1,
+                self.nr_hw_queues,
                 self.queue_depth,
                 flags::STACKING | flags::NO_SCHED_BY_DEFAULT,
             ),

@@ -107,7 +107,8 @@ pub(crate) struct LoopDevice {
     config: Mutex<Config>,
     #[pin]
     io: SpinLock<Option<IoTarget>>,
-    pub(crate) worker: KthreadWorker,
+    /// One worker per hardware queue.
+    workers: KVec<KthreadWorker>,
     driver: Arc<Driver>,
 }
 
@@ -122,10 +123,19 @@ pub(crate) const ATTR_NAMES: &[&CStr] = &[
 ];
 
 impl LoopDevice {
-    /// A new, unbound device `index`.
-    pub(crate) fn new(index: u32, driver: Arc<Driver>) -> Result<Arc<Self>> {
-        let name = kernel::str::CString::try_from_fmt(fmt!("loop{index}"))?;
-        let worker = KthreadWorker::new(&name)?;
+    /// A new, unbound device `index`, with a worker for each of its
+    /// `nr_hw_queues` hardware queues.
+    pub(crate) fn new(index: u32, nr_hw_queues: u32, driver: Arc<Driver>) -> Result<Arc<Self>> {
+        let mut workers = KVec::with_capacity(nr_hw_queues as usize, GFP_KERNEL)?;
+        for queue in 0..nr_hw_queues {
+            // The first keeps loop.c's name, which tools may look for.
+            let name = if queue == 0 {
+                kernel::str::CString::try_from_fmt(fmt!("loop{index}"))?
+            } else {
+                kernel::str::CString::try_from_fmt(fmt!("loop{index}.{queue}"))?
+            };
+            workers.push(KthreadWorker::new(&name)?, GFP_KERNEL)?;
+        }
         Arc::pin_init(
             try_pin_init!(Self {
                 index,
@@ -136,11 +146,18 @@ impl LoopDevice {
                     dio_refusal_logged: false,
                 }),
                 io <- new_spinlock!(None),
-                worker,
+                workers,
                 driver,
             }),
             GFP_KERNEL,
         )
+    }
+
+    /// The worker of hardware queue `hw_queue`.
+    pub(crate) fn worker(&self, hw_queue: u32) -> &KthreadWorker {
+        // There is one worker per hardware queue; blk-mq never hands out a
+        // higher index, and the modulo keeps that an assumption, not a bug.
+        &self.workers[hw_queue as usize % self.workers.len()]
     }
 
     /// The I/O target, if bound.
@@ -239,7 +256,9 @@ impl LoopDevice {
             );
         }
         // Nothing queued earlier may still hold the old file.
-        self.worker.flush();
+        for worker in self.workers.iter() {
+            worker.flush();
+        }
         {
             let mut cfg = self.config.lock();
             cfg.flags = 0;

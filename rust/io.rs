@@ -64,7 +64,7 @@ impl Operations for LoopOps {
     }
 
     fn queue_rq(dev: ArcBorrow<'_, LoopDevice>, rq: Request<Self>, _is_last: bool) {
-        dev.worker.queue(rq);
+        dev.worker(rq.hw_queue()).queue(rq);
     }
 
     fn commit_rqs(_dev: ArcBorrow<'_, LoopDevice>) {}

@@ -40,6 +40,9 @@ const DISK_MAX_PARTS: u32 = 256;
 /// `CONFIG_BLK_DEV_LOOP_MIN_COUNT`'s default.
 const DEFAULT_MAX_LOOP: i32 = 8;
 
+/// The most hardware queues, and worker threads, a device may have.
+const MAX_HW_QUEUES: u32 = 16;
+
 module! {
     type: RloopModule,
     name: "rloop",
@@ -59,6 +62,10 @@ module! {
         hw_queue_depth: i32 {
             default: 128,
             description: "Queue depth for each hardware queue. Default: 128",
+        },
+        nr_hw_queues: u32 {
+            default: 1,
+            description: "Hardware queues per device, each with its own worker thread (default: 1, as loop.c; 0: one per CPU; at most 16 and the number of CPUs)",
         },
         selftest_warn: u32 {
             default: 0,
@@ -119,8 +126,15 @@ impl kernel::Module for RloopModule {
             return Err(EINVAL);
         }
         let autoload_limit = (max_loop_param >= 0).then_some(max_loop);
+        // blk-mq gives no more queues than CPUs, so neither do we workers.
+        let nr_hw_queues = match *module_parameters::nr_hw_queues.value() {
+            0 => MAX_HW_QUEUES,
+            n if n <= MAX_HW_QUEUES => n,
+            _ => return Err(EINVAL),
+        }
+        .min(kernel::cpu::nr_cpu_ids());
 
-        let driver = Driver::new(part_shift, depth as u32, autoload_limit)?;
+        let driver = Driver::new(part_shift, depth as u32, nr_hw_queues, autoload_limit)?;
         let control = KBox::pin_init(
             misc::FixedMiscDevice::<LoopControl>::register(
                 c"loop-control",

@@ -17,6 +17,8 @@
 #                    the serial rloop-vdN: in the guest, the vd* disk whose
 #                    /sys/block/vdX/serial says so.
 #
+# Variables named RLOOP_TEST_* are exported to the guest command.
+#
 # The guest root is the host's, read-only with tmpfs overlays (virtme-ng
 # over 9p). The project directory is the guest's working directory; the
 # results directory is writable. KVM here is PVM-based and hangs a normal
@@ -51,13 +53,17 @@ done
 "$RLOOP_ROOT/scripts/deps.sh"
 kdir=$("$RLOOP_ROOT/scripts/kernel-build.sh" "$variant")
 
-# One VM at a time: under TCG on few cores, two guests slow each other
-# down past their time limits.
+# A benchmark VM runs alone, so that nothing else competes for the host's
+# CPUs while it measures; test VMs may share the machine with each other.
 mkdir -p "$RLOOP_CACHE"
 exec 9>"$RLOOP_CACHE/vm.lock"
-if ! flock -n 9; then
-	progress "another VM is running; waiting for it"
-	flock 9
+lock_mode=-s
+[ "$variant" = test ] || lock_mode=-x
+# RLOOP_VM_LOCK=0: do not wait (the measurements of a benchmark running
+# meanwhile are then disturbed).
+if [ "${RLOOP_VM_LOCK:-1}" != 0 ] && ! flock -n $lock_mode 9; then
+	progress "waiting for a VM that needs the machine alone (a benchmark)"
+	flock $lock_mode 9
 fi
 
 mkdir -p "$results" "$(dirname "$dmesg_file")"
@@ -86,8 +92,13 @@ if [ -n "$shell" ]; then
 fi
 
 # The guest runs the command, then saves its dmesg whatever the outcome.
+# Test knobs (RLOOP_TEST_*, such as a seed) pass through to the guest.
 printf -v cmd '%q ' "$@"
-guest="export RLOOP_IN_VM=1 RLOOP_RESULTS=$(printf %q "$results"); \
+knobs=
+while IFS='=' read -r name _; do
+	knobs+=" $name=$(printf %q "${!name}")"
+done < <(env | grep -E '^RLOOP_TEST_[A-Z0-9_]+=' || true)
+guest="export RLOOP_IN_VM=1 RLOOP_RESULTS=$(printf %q "$results")$knobs; \
 cd $(printf %q "$RLOOP_ROOT") && $cmd; rc=\$?; \
 dmesg > $(printf %q "$xchg")/dmesg.txt; echo \$rc > $(printf %q "$xchg")/rc; exit \$rc"
 

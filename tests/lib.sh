@@ -4,6 +4,9 @@
 
 RLOOP_ROOT=${RLOOP_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
 RLOOP_KO=${RLOOP_KO:-$RLOOP_ROOT/rloop.ko}
+# tests/compat32.c, built on the host by `make test-vm`: compiling it in
+# the guest under TCG takes minutes.
+COMPAT32=${COMPAT32:-$RLOOP_ROOT/results/bin/compat32}
 
 # fail MESSAGE: fail the current case with a reason.
 fail() {
@@ -40,6 +43,20 @@ module_loaded() { [ -d "/sys/module/$1" ]; }
 # settle: let udev finish probing new devices, which holds them open.
 settle() {
 	udevadm settle --timeout=60 2>/dev/null || true
+}
+
+# pause_udev / resume_udev: stop udevd, so that nothing but the test opens
+# the devices, and start it again (as virtme-ng's init does).
+pause_udev() {
+	udevadm control --exit 2>/dev/null || true
+	on_exit resume_udev
+}
+resume_udev() {
+	pgrep -x systemd-udevd >/dev/null && return 0
+	local udevd
+	for udevd in /usr/lib/systemd/systemd-udevd /lib/systemd/systemd-udevd; do
+		[ -x "$udevd" ] && { "$udevd" --daemon >/dev/null 2>&1; break; }
+	done
 }
 
 load_rloop() {

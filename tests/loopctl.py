@@ -13,7 +13,15 @@
                               [--encrypt-type T] [--ro-dev]
     loopctl.py set-dio DEV 0|1 [--ro-dev] | set-capacity DEV
     loopctl.py set-block-size DEV N | raw DEV CMD [ARG]
-    loopctl.py batch    (the commands above, one per line on stdin)
+    loopctl.py state DEV | write DEV OFFSET | read DEV OFFSET
+    loopctl.py hold DEV [--ro-dev] | release DEV | truncate FILE SIZE
+    loopctl.py batch [--echo]   (the commands above, one per line on stdin;
+                                 held devices stay open across lines)
+
+"state" prints what sysfs shows of the device, and whether its diskseq
+moved since the last "state" of that name. "write"/"read" move 4096 bytes
+with O_DIRECT at OFFSET (a number, or "end" or "end-4096" for the device's
+size), printing "ok", a short count, a checksum or the errno name.
 
 Success prints "ok" (or the returned value, or the status fields); failure
 prints the errno name, such as "ENXIO". The exit status is 0 either way,
@@ -23,6 +31,8 @@ so that a test compares the output with what loop.c would give.
 import argparse
 import errno
 import fcntl
+import hashlib
+import mmap
 import os
 import shlex
 import struct
@@ -81,6 +91,68 @@ def open_dev(path, ro=False):
     return opn(path, os.O_RDONLY if ro else os.O_RDWR)
 
 
+HELD = {}
+DISKSEQ = {}
+
+
+def sysfs(path):
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError as e:
+        return "-" + errname(e)
+
+
+def state(dev):
+    name = os.path.basename(dev)
+    base = "/sys/block/" + name
+    if not os.path.isdir(base):
+        DISKSEQ.pop(name, None)
+        return "absent"
+    seq = sysfs(base + "/diskseq")
+    moved = "new" if name not in DISKSEQ else ("moved" if DISKSEQ[name] != seq else "same")
+    DISKSEQ[name] = seq
+    parts = sorted(p for p in os.listdir(base) if p.startswith(name + "p"))
+    fields = [f"size={sysfs(base + '/size')}", f"ro={sysfs(base + '/ro')}",
+              f"lbs={sysfs(base + '/queue/logical_block_size')}",
+              f"pbs={sysfs(base + '/queue/physical_block_size')}",
+              f"minio={sysfs(base + '/queue/minimum_io_size')}",
+              f"discard={sysfs(base + '/queue/discard_max_bytes')}",
+              f"wzeroes={sysfs(base + '/queue/write_zeroes_max_bytes')}"]
+    if os.path.isdir(base + "/loop"):
+        for attr in ("backing_file", "offset", "sizelimit", "autoclear", "partscan", "dio"):
+            fields.append(f"{attr}={sysfs(base + '/loop/' + attr)}")
+    fields.append("parts=" + ",".join(parts))
+    fields.append("diskseq=" + moved)
+    return " ".join(fields)
+
+
+def io_offset(dev, spec):
+    if spec.startswith("end"):
+        size = int(sysfs("/sys/block/" + os.path.basename(dev) + "/size") or 0) * 512
+        return size - int(spec[4:] or 0) if spec != "end" else size
+    return int(spec)
+
+
+def direct_io(dev, op, spec, tag):
+    """4096 bytes at an offset with O_DIRECT, through an aligned buffer."""
+    buf = mmap.mmap(-1, 4096)
+    try:
+        off = io_offset(dev, spec)
+        if op == "write":
+            fd = opn(dev, os.O_RDWR | os.O_DIRECT)
+            buf.write((hashlib.sha256(tag.encode()).hexdigest() * 64)[:4096].encode())
+            n = os.pwritev(fd, [buf], off)
+            return "ok" if n == 4096 else f"short {n}"
+        fd = opn(dev, os.O_RDONLY | os.O_DIRECT)
+        n = os.preadv(fd, [buf], off)
+        return f"{n} {hashlib.md5(buf[:n]).hexdigest()[:12]}"
+    except OSError as e:
+        return errname(e)
+    finally:
+        buf.close()
+
+
 def main(argv=None):
     p = argparse.ArgumentParser()
     p.add_argument("op")
@@ -94,15 +166,48 @@ def main(argv=None):
     p.add_argument("--ro-dev", action="store_true")
     p.add_argument("--ro-file", action="store_true")
     p.add_argument("--odirect", action="store_true")
+    p.add_argument("--echo", action="store_true")
     a = p.parse_args(argv)
     op, args = a.op, a.args
     if op == "batch":
         # One command per line on stdin, one result line each: saves a
         # Python start-up per ioctl, which is slow under TCG.
+        echo = a.echo
         for line in sys.stdin:
             if line.strip() and not line.lstrip().startswith("#"):
+                if echo:
+                    print("> " + line.strip(), end=": ")
                 run(shlex.split(line))
                 sys.stdout.flush()
+        return
+    if op == "state":
+        print(state(args[0]))
+        return
+    if op in ("write", "read"):
+        print(direct_io(args[0], op, args[1], " ".join(args)))
+        return
+    if op == "truncate":
+        try:
+            os.truncate(args[0], int(args[1]))
+            print("ok")
+        except OSError as e:
+            print(errname(e))
+        return
+    if op == "hold":
+        if args[0] in HELD:
+            print("held")
+            return
+        try:
+            HELD[args[0]] = os.open(args[0], os.O_RDONLY if a.ro_dev else os.O_RDWR)
+            print("ok")
+        except OSError as e:
+            print("open:" + errname(e))
+        return
+    if op == "release":
+        fd = HELD.pop(args[0], None)
+        if fd is not None:
+            os.close(fd)
+        print("ok" if fd is not None else "not held")
         return
 
     if op.startswith("ctl-"):
@@ -117,7 +222,11 @@ def main(argv=None):
             print(call(fd, int(args[0], 0), int(args[1], 0) if len(args) > 1 else 0))
         return
 
-    dev = open_dev(args[0], a.ro_dev)
+    try:
+        dev = open_dev(args[0], a.ro_dev)
+    except OSError as e:
+        print("open:" + errname(e))
+        return
     if op in ("configure", "set-fd"):
         flags = os.O_RDONLY if a.ro_file else os.O_RDWR
         if a.odirect:

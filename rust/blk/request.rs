@@ -153,6 +153,13 @@ impl<T: Operations> Request<T> {
         }
     }
 
+    /// The index of the hardware queue the request was queued to.
+    pub(crate) fn hw_queue(&self) -> u32 {
+        // SAFETY: As in `cmd_flags`; a started request has its hardware
+        // context, which lives as long as the queue.
+        unsafe { (*(*self.as_raw()).mq_hctx).queue_num }
+    }
+
     /// The data of the queue the request belongs to.
     pub(crate) fn queue_data(&self) -> <T::QueueData as ForeignOwnable>::Borrowed<'_> {
         // SAFETY: The request is valid and its queue outlives it; `queuedata`

@@ -37,6 +37,52 @@ case_module_parameters() {
 	fi
 }
 
+# nr_hw_queues: one worker thread per hardware queue, requests from four
+# CPUs spread over them, data verified, and a detach that waits for all.
+case_multiple_hw_queues() {
+	if insmod "$RLOOP_KO" nr_hw_queues=17 2>/dev/null; then
+		rmmod rloop
+		fail "nr_hw_queues=17 accepted"
+	fi
+	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+	load_rloop max_loop=2 nr_hw_queues=4
+	# blk-mq allows no more queues than CPUs, and rloop no more workers.
+	local n q used expected_queues="" expected_workers=loop0
+	n=$(nproc)
+	[ "$n" -le 4 ] || n=4
+	[ "$n" -ge 2 ] || fail "the VM needs 2 CPUs for this case"
+	for ((q = 0; q < n; q++)); do
+		expected_queues+=" $q"
+		[ $q -eq 0 ] || expected_workers+=" loop0.$q"
+	done
+	assert_eq "${expected_queues# }" "$(ls /sys/block/loop0/mq | sort -n | tr '\n' ' ' | sed 's/ $//')" "hardware queues"
+	assert_eq "$expected_workers" \
+		"$(ps -eo comm | grep -E '^loop0(\.[0-9]+)?$' | sort | tr '\n' ' ' | sed 's/ $//')" "worker threads"
+	mk_fs_on_brd xfs
+	truncate -s 64M "$FSDIR/a" "$FSDIR/b"
+	losetup --direct-io=on /dev/loop0 "$FSDIR/a"
+	losetup --direct-io=off /dev/loop1 "$FSDIR/b"
+	local dev
+	for dev in /dev/loop0 /dev/loop1; do
+		fio --name=mq --filename="$dev" --ioengine=libaio --direct=1 --iodepth=16 \
+			--numjobs=4 --size=8M --offset_increment=8M --rw=randrw --bs=4k \
+			--cpus_allowed_policy=split --cpus_allowed=0-1 \
+			--verify=crc32c --verify_fatal=1 --do_verify=1 --group_reporting \
+			--output="$RLOOP_CASE_DIR/fio-${dev##*/}.txt" || fail "fio verify on $dev"
+		grep -q 'err= 0' "$RLOOP_CASE_DIR/fio-${dev##*/}.txt" || fail "fio reported errors on $dev"
+		# blk-mq maps each CPU to a queue: both vCPUs' queues saw requests.
+		used=0
+		for q in /sys/kernel/debug/block/${dev##*/}/hctx*; do
+			[ "$(cat "$q/dispatched" 2>/dev/null | awk '{ s += $2 } END { print s + 0 }')" -gt 0 ] &&
+				used=$((used + 1))
+		done
+		echo "${dev##*/}: $used hardware queues dispatched requests"
+		[ "$used" -ge 2 ] || fail "${dev##*/}: requests reached $used hardware queue(s)"
+	done
+	losetup -d /dev/loop0 /dev/loop1
+	unload_rloop
+}
+
 case_buffered_io_round_trip() {
 	load_rloop
 	mk_tmpfs

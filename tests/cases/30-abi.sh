@@ -62,9 +62,8 @@ case_legacy_status_ioctls() {
 }
 
 case_compat_ioctls_from_32_bit() {
-	local bin=$RLOOP_CASE_DIR/compat32
-	gcc -m32 -static -O2 -o "$bin" "$RLOOP_ROOT/tests/compat32.c" ||
-		fail "cannot build the 32-bit test program (gcc-multilib)"
+	local bin=$COMPAT32
+	[ -x "$bin" ] || fail "$bin is missing: make test-vm builds it (gcc-multilib)"
 	file "$bin" | grep -q '32-bit' || fail "not a 32-bit program"
 	load_rloop
 	mk_tmpfs

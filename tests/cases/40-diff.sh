@@ -11,16 +11,27 @@ UEVENTS="python3 $RLOOP_ROOT/tests/uevents.py"
 with_driver() {
 	local driver=$1 rc=0
 	shift
+	# Failures are reported in the transcript, which the caller shows.
 	if [ "$driver" = c ]; then
-		modprobe loop max_loop=8 || fail "modprobe loop"
+		modprobe loop max_loop=8 || { echo "with_driver: modprobe loop failed"; return 90; }
 	else
-		insmod "$RLOOP_KO" || fail "insmod rloop"
+		insmod "$RLOOP_KO" || { echo "with_driver: insmod rloop failed"; return 90; }
 	fi
 	settle
-	"$@" || rc=$?
+	# As a job, so that `set -e` holds inside the scenario: a failing step
+	# ends it, instead of letting it run on and compare empty results.
+	"$@" &
+	wait $! || rc=$?
+	resume_udev
 	release_case_devices
 	settle
-	if [ "$driver" = c ]; then rmmod loop; else rmmod rloop; fi
+	local module=rloop
+	[ "$driver" = rust ] || module=loop
+	if ! rmmod $module; then
+		echo "with_driver: rmmod $module failed; still bound: $(losetup -a | tr '\n' ' ')"
+		grep -E "^$module " /proc/modules || true
+		rc=91
+	fi
 	return $rc
 }
 
@@ -30,12 +41,27 @@ with_driver() {
 compare_drivers() {
 	local scenario=$1 min=$2 out=$RLOOP_CASE_DIR/$1
 	export RLOOP_ALLOW_C_LOOP=1
-	with_driver c "$scenario" >"$out.c" 2>&1 || true
-	with_driver rust "$scenario" >"$out.rust" 2>&1 || true
+	local driver rc
+	for driver in c rust; do
+		rc=0
+		with_driver $driver "$scenario" >"$out.$driver" 2>&1 || rc=$?
+		if [ $rc -ne 0 ]; then
+			tail -n 20 "$out.$driver" | sed 's/^/  /'
+			keep_transcripts "$scenario"
+			fail "$scenario failed under the $driver driver (status $rc)"
+		fi
+	done
 	local allow=$RLOOP_ROOT/tests/diff-allowlist.txt
-	if ! diff <(grep -vEf <(grep -v '^#' "$allow" | cut -f1 | grep .) "$out.c") \
-		<(grep -vEf <(grep -v '^#' "$allow" | cut -f1 | grep .) "$out.rust") >"$out.diff"; then
+	grep -vEf <(grep -v '^#' "$allow" | cut -f1 | grep .) "$out.c" >"$out.c.cmp" || true
+	grep -vEf <(grep -v '^#' "$allow" | cut -f1 | grep .) "$out.rust" >"$out.rust.cmp" || true
+	if ! diff "$out.c.cmp" "$out.rust.cmp" >"$out.diff"; then
+		# The header ("# ...") before the first difference names its part,
+		# such as the seed of a random sequence.
+		local line
+		line=$(cmp "$out.c.cmp" "$out.rust.cmp" | sed -n 's/.* line \([0-9]*\).*/\1/p' || true)
+		[ -z "$line" ] || echo "first difference in: $(head -n "$line" "$out.c.cmp" | grep '^# ' | tail -n1)"
 		sed 's/^/  /' "$out.diff" | head -n 60
+		keep_transcripts "$scenario"
 		fail "$scenario: rloop differs from loop.c (C < > rloop)"
 	fi
 	local lines
@@ -44,6 +70,15 @@ compare_drivers() {
 	echo "$scenario: $lines transcript lines identical; first lines:"
 	head -n 5 "$out.rust" | sed 's/^/  /'
 	[ "$(wc -l <"$out.c")" -ge "$min" ] || fail "$scenario: short transcript under loop.c"
+}
+
+# keep_transcripts SCENARIO: copy its transcripts to the host's results
+# directory, for a look after the VM is gone.
+keep_transcripts() {
+	[ -n "${RLOOP_RESULTS:-}" ] || return 0
+	mkdir -p "$RLOOP_RESULTS/diff"
+	cp "$RLOOP_CASE_DIR/$1".* "$RLOOP_RESULTS/diff/" 2>/dev/null || true
+	echo "transcripts kept in $RLOOP_RESULTS/diff/$1.{c,rust,diff}"
 }
 
 # A line of transcript: what was done, and what came of it.
@@ -172,7 +207,192 @@ scenario_partitions() {
 
 scenario_ioctls_normalized() { scenario_ioctls | normalize_ids; }
 
+# LOOP_SET_DIRECT_IO and LOOP_SET_BLOCK_SIZE in each state a device can be
+# in, on backing files with direct I/O alignments of 512 (ext4 on brd) and
+# none (tmpfs), with the resulting sysfs state after each call.
+scenario_dio_and_block_size() {
+	mk_tmpfs
+	mk_fs_on_brd ext4
+	truncate -s 8M "$TMPFS/f" "$FSDIR/f"
+	local f dev=/dev/loop0 op
+	dio_block_size_calls() {
+		for op in "set-dio $dev 1" "set-block-size $dev 4096" "set-dio $dev 1" \
+			"set-block-size $dev 1024" "set-block-size $dev 3000" "set-block-size $dev 0" \
+			"set-dio $dev 0" "set-block-size $dev 512" "set-dio $dev 7" "set-dio $dev 1 --ro-dev" \
+			"set-block-size $dev 2048 --ro-dev"; do
+			echo "$op"
+			echo "state $dev"
+		done
+	}
+	{
+		echo "# unbound"
+		dio_block_size_calls
+		for f in "$TMPFS/f" "$FSDIR/f"; do
+			echo "# bound to ${f%/f}"
+			echo "configure $dev $f"
+			dio_block_size_calls
+			echo "clr-fd $dev"
+			echo "# bound with an offset of 1000 to ${f%/f}"
+			echo "configure $dev $f --offset 1000 --flags 16"
+			dio_block_size_calls
+			echo "clr-fd $dev"
+			echo "# read-only, direct I/O from the start, on ${f%/f}"
+			echo "configure $dev $f --flags 17 --block-size 4096 --ro-file"
+			dio_block_size_calls
+			echo "# detach pending while held open"
+			echo "hold $dev"
+			echo "clr-fd $dev"
+			dio_block_size_calls
+			echo "release $dev"
+			echo "state $dev"
+		done
+	} | $LOOPCTL batch --echo | normalize_ids
+	# losetup's own path to the same calls.
+	for f in "$TMPFS/f" "$FSDIR/f"; do
+		t "losetup --direct-io=on ${f%/f}" "$(losetup --direct-io=on -f --show "$f" 2>&1)"
+		t "  dio, log-sec" "$(losetup -l -n -O DIO,LOG-SEC /dev/loop0)"
+		t "losetup --direct-io=off" "$(losetup --direct-io=off /dev/loop0 2>&1; echo $?)"
+		t "  dio" "$(cat /sys/block/loop0/loop/dio)"
+		t "losetup --direct-io=on" "$(losetup --direct-io=on /dev/loop0 2>&1; echo $?)"
+		t "  dio" "$(cat /sys/block/loop0/loop/dio)"
+		t "losetup --direct-io=on -b 512" "$(losetup --direct-io=on -b 512 -f --show "$f" 2>&1)"
+		t "  dio, log-sec" "$(losetup -l -n -O DIO,LOG-SEC /dev/loop1)"
+		t "losetup -o 1000 --direct-io=on" "$(losetup -o 1000 --direct-io=on -f --show "$f" 2>&1)"
+		t "  dio, log-sec" "$(losetup -l -n -O DIO,LOG-SEC /dev/loop2)"
+		losetup -D
+	done
+}
+
+# LOOP_CHANGE_FD across its preconditions, and what the device shows after.
+scenario_change_fd() {
+	mk_tmpfs
+	local d=$TMPFS
+	head -c 1M /dev/zero | tr '\0' a >"$d/a"
+	head -c 1M /dev/zero | tr '\0' b >"$d/b"
+	truncate -s 2M "$d/big"
+	$LOOPCTL batch --echo <<-END | normalize_ids
+	change-fd /dev/loop0 $d/b --ro-file
+	configure /dev/loop0 $d/a
+	change-fd /dev/loop0 $d/b --ro-file
+	clr-fd /dev/loop0
+	configure /dev/loop0 $d/a --flags 1 --ro-file
+	state /dev/loop0
+	read /dev/loop0 0
+	change-fd-raw /dev/loop0 99
+	change-fd /dev/loop0 $d/big --ro-file
+	change-fd /dev/loop0 /dev/loop0 --ro-file
+	change-fd /dev/loop0 /dev/null
+	change-fd /dev/loop0 $d
+	change-fd /dev/loop0 $d/b --ro-file
+	state /dev/loop0
+	read /dev/loop0 0
+	get-status /dev/loop0
+	configure /dev/loop1 $d/a --flags 1 --ro-file
+	change-fd /dev/loop1 /dev/loop0 --ro-file
+	state /dev/loop1
+	read /dev/loop1 4096
+	change-fd /dev/loop0 /dev/loop1 --ro-file
+	change-fd /dev/loop1 $d/b
+	state /dev/loop1
+	configure /dev/loop2 $d/a --flags 5 --ro-file
+	change-fd /dev/loop2 $d/b --ro-file
+	state /dev/loop2
+	configure /dev/loop3 $d/a --flags 17 --ro-file
+	change-fd /dev/loop3 $d/b --ro-file
+	state /dev/loop3
+	END
+}
+
+# The 32-bit compat path (lo_compat_ioctl) in each state, from a static
+# 32-bit program built once before the comparison.
+scenario_compat() {
+	mk_tmpfs
+	truncate -s 4M "$TMPFS/f"
+	local dev=/dev/loop0 c
+	compat_calls() {
+		for c in get-status get-status64 "set-status 2048 4" "set-status64 1024 8" \
+			"set-dio 1" "set-block-size 4096" "set-block-size 1000" set-capacity \
+			"raw 0x4CFF" "raw 0x4C0B" "change-fd $TMPFS/f"; do
+			# shellcheck disable=SC2086
+			t "$1 $c" "$("$COMPAT32" $dev $c | normalize_ids)"
+		done
+		t "$1 state" "$($LOOPCTL state $dev)"
+	}
+	compat_calls unbound
+	t "configure" "$("$COMPAT32" $dev configure "$TMPFS/f" 512)"
+	compat_calls bound
+	t "RO set-dio" "$(RO=1 "$COMPAT32" $dev set-dio 0)"
+	t "RO set-status" "$(RO=1 "$COMPAT32" $dev set-status 0 0)"
+	t "clr-fd" "$("$COMPAT32" $dev clr-fd)"
+	t "set-fd ro" "$(RO_FILE=1 "$COMPAT32" $dev set-fd "$TMPFS/f")"
+	compat_calls read-only
+	t "clr-fd" "$("$COMPAT32" $dev clr-fd)"
+	t "clr-fd again" "$("$COMPAT32" $dev clr-fd)"
+}
+
+# Seeded random sequences of control operations (tests/randseq.py), run
+# through both drivers. udev is stopped meanwhile: its probes open the
+# devices at moments that differ from run to run, which turns LOOP_CLR_FD
+# into a deferred detach at random.
+RANDSEQ_COUNT=${RLOOP_TEST_RANDSEQ_COUNT:-12}
+RANDSEQ_OPS=${RLOOP_TEST_RANDSEQ_OPS:-40}
+RANDSEQ_SEED=${RLOOP_TEST_RANDSEQ_SEED:-$(( $(date +%s) % 100000 * 1000 ))}
+
+scenario_random() {
+	local i seed dir rs="python3 $RLOOP_ROOT/tests/randseq.py"
+	mk_tmpfs
+	dir=$TMPFS/rs
+	# The backing files, made once and copied fresh for each sequence.
+	mkdir "$TMPFS/pristine"
+	$rs --setup --dir "$TMPFS/pristine"
+	pause_udev
+	for ((i = 0; i < RANDSEQ_COUNT; i++)); do
+		seed=$((RANDSEQ_SEED + i))
+		echo "# sequence $i, seed $seed"
+		reset_loop_devices
+		rm -rf "$dir"
+		cp -a "$TMPFS/pristine" "$dir"
+		$rs --seed "$seed" --ops "$RANDSEQ_OPS" --dir "$dir" | $LOOPCTL batch --echo |
+			normalize_ids
+	done
+	reset_loop_devices
+	resume_udev
+}
+
+# reset_loop_devices: every device unbound, loop0-7 present, no others.
+reset_loop_devices() {
+	local d n
+	for _ in 1 2 3; do
+		losetup -D 2>/dev/null || true
+	done
+	for d in /sys/block/loop*; do
+		[ -e "$d" ] || continue
+		n=${d##*/loop}
+		[ "$n" -lt 8 ] || [ "$($LOOPCTL ctl-remove "$n")" = ok ] ||
+			fail "cannot remove loop$n"
+	done
+	for n in 0 1 2 3 4 5 6 7; do
+		[ -e /sys/block/loop$n ] || $LOOPCTL ctl-add $n >/dev/null
+	done
+	for d in /sys/block/loop*; do
+		[ ! -d "$d/loop" ] || fail "${d##*/} is still bound after reset"
+	done
+}
+
 case_diff_ioctls() { compare_drivers scenario_ioctls_normalized 45; }
 case_diff_sysfs_and_losetup() { compare_drivers scenario_sysfs_and_losetup 60; }
 case_diff_uevents() { compare_drivers scenario_uevents 4; }
 case_diff_partitions() { compare_drivers scenario_partitions 8; }
+case_diff_dio_and_block_size() { compare_drivers scenario_dio_and_block_size 150; }
+case_diff_change_fd() { compare_drivers scenario_change_fd 28; }
+case_diff_compat() {
+	[ -x "$COMPAT32" ] || fail "$COMPAT32 is missing: make test-vm builds it (gcc-multilib)"
+	compare_drivers scenario_compat 40
+}
+case_diff_random_sequences() {
+	echo "random sequences: $RANDSEQ_COUNT of $RANDSEQ_OPS operations, seeds from $RANDSEQ_SEED"
+	echo "reproduce: make test-vm TESTS=40-diff/diff_random RLOOP_TEST_RANDSEQ_SEED=$RANDSEQ_SEED" \
+		"RLOOP_TEST_RANDSEQ_COUNT=$RANDSEQ_COUNT RLOOP_TEST_RANDSEQ_OPS=$RANDSEQ_OPS"
+	compare_drivers scenario_random $((RANDSEQ_COUNT * RANDSEQ_OPS))
+	echo "compared $RANDSEQ_COUNT sequences, $(grep -c '^> ' "$RLOOP_CASE_DIR/scenario_random.rust") operations"
+}
