@@ -55,16 +55,33 @@ kdir=$("$RLOOP_ROOT/scripts/kernel-build.sh" "$variant")
 
 # A benchmark VM runs alone, so that nothing else competes for the host's
 # CPUs while it measures; test VMs may share the machine with each other.
+# vm.lock is shared by test VMs and exclusive for a benchmark. flock(2) has
+# no queue: while test VMs overlap, a benchmark waiting for the exclusive
+# lock would never get it. So a benchmark first takes vm.gate exclusively,
+# and a test VM passes through the gate (shared, released once it has
+# vm.lock): new test VMs wait while a benchmark waits or runs.
 mkdir -p "$RLOOP_CACHE"
-exec 9>"$RLOOP_CACHE/vm.lock"
+exec 8>"$RLOOP_CACHE/vm.gate" 9>"$RLOOP_CACHE/vm.lock"
 lock_mode=-s
 [ "$variant" = test ] || lock_mode=-x
 # RLOOP_VM_LOCK=0: do not wait (the measurements of a benchmark running
 # meanwhile are then disturbed).
-if [ "${RLOOP_VM_LOCK:-1}" != 0 ] && ! flock -n $lock_mode 9; then
-	progress "waiting for a VM that needs the machine alone (a benchmark)"
-	flock $lock_mode 9
+if [ "${RLOOP_VM_LOCK:-1}" != 0 ]; then
+	if ! flock -n $lock_mode 8; then
+		progress "waiting for a VM that needs the machine alone (a benchmark)"
+		flock $lock_mode 8
+	fi
+	if ! flock -n $lock_mode 9; then
+		if [ "$lock_mode" = -x ]; then
+			progress "waiting for the running test VMs to end (new ones wait for this one)"
+		else
+			progress "waiting for a VM that needs the machine alone (a benchmark)"
+		fi
+		flock $lock_mode 9
+	fi
 fi
+# A test VM lets the gate go at once; a benchmark holds it to the end.
+[ "$lock_mode" = -x ] || exec 8>&-
 
 mkdir -p "$results" "$(dirname "$dmesg_file")"
 # A private, writable exchange directory for this run.
