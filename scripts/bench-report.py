@@ -184,8 +184,9 @@ def main():
              "a window inside fio's measured period, divided by the I/Os fio completed in "
              "that time (its IOPS × the window). Context switches per I/O: the same with "
              "/proc/stat `ctxt`.")
-    L.append(f"- Page cache: caches dropped, {env.get('pc_mib', '?')} MiB read sequentially "
-             "with O_DIRECT through the device, growth of `Cached` in /proc/meminfo.")
+    L.append(f"- Page cache: the backing file's cache dropped, {env.get('pc_mib', '?')} MiB "
+             "read sequentially with O_DIRECT through the device, growth of `Cached` in "
+             "/proc/meminfo and the backing file's cached pages (fincore).")
     def mins(secs):
         return f"{secs // 60} min {secs % 60:02d} s"
 
