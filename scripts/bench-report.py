@@ -453,6 +453,7 @@ def make_chart(out, data, backings, ratio):
         targets = [t for t in TARGETS if t in data[b]]
         workloads = [w for w in WORKLOAD_ORDER if any(w in data[b][t] for t in targets)]
         width = 0.8 / max(1, len(targets))
+        top = 1.0
         for i, t in enumerate(targets):
             xs, ys, lo, hi = [], [], [], []
             for j, w in enumerate(workloads):
@@ -466,11 +467,11 @@ def make_chart(out, data, backings, ratio):
                 ys.append(m)
                 lo.append(m - min(mine) / base)
                 hi.append(max(mine) / base - m)
+            top = max([top] + [y + h for y, h in zip(ys, hi)])
             ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=TARGET_TITLES[t],
                    color=colors[t])
         ax.axhline(1.0, color="black", linewidth=0.6)
-        top = max([1.0] + [p.get_height() for p in ax.patches])
-        ax.set_ylim(0, top * 1.25)
+        ax.set_ylim(0, top * 1.15)
         ax.set_xticks(range(len(workloads)))
         ax.set_xticklabels(workloads, rotation=20, ha="right", fontsize=8)
         ax.set_ylabel("IOPS / raw file O_DIRECT")
