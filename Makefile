@@ -6,7 +6,7 @@
 SCRIPTS := $(CURDIR)/scripts
 export KDIR
 
-.PHONY: all modules clean kdir deps kernel vm demo check test-host test-dkms test-vm bench fmt lint install help
+.PHONY: all modules clean kdir deps kernel vm demo check soak test-host test-dkms test-vm bench fmt lint install help
 
 all: modules
 
@@ -76,6 +76,15 @@ test-vm: modules results/bin/compat32
 results/bin/compat32: tests/compat32.c
 	@mkdir -p $(dir $@)
 	@gcc -m32 -static -O2 -Wall -o $@ $<
+
+SOAK_SECS ?= 600
+SEED ?= 1
+
+## make soak: long reliability runs in the VM: fio verify on 8 devices for SOAK_SECS (default 600) s, races and ioctl fuzzing scaled up, seeded by SEED (default 1)
+soak: modules results/bin/compat32
+	@$(SCRIPTS)/vm.sh --dmesg $(CURDIR)/results/dmesg-soak.txt -- env RLOOP_SOAK_SECS=$(SOAK_SECS) \
+		RLOOP_SEED=$(SEED) RLOOP_CASE_TIMEOUT=$$(($(SOAK_SECS) + 1200)) \
+		$(CURDIR)/tests/run.sh -d $(CURDIR)/tests/soak
 
 ## make help: list the targets
 help:

@@ -4,17 +4,24 @@
 suite: prints commands for `loopctl.py batch --echo`.
 
     randseq.py --seed S --ops N --dir DIR
+    randseq.py --seed S --ops N --count C --dir DIR --pristine PDIR
 
 The same seed gives the same commands. Each operation is followed by the
 "state" of the devices it touched, so that a run compares the results of
 the calls and what they did. Backing files live in DIR, which the caller
-fills with `randseq.py --setup --dir DIR` before each sequence.
+fills with `randseq.py --setup --dir DIR` before each sequence. With
+--count, it runs C sequences itself (seeds S, S+1, ...), each from unbound
+devices loop0-7 and a fresh copy of PDIR, and prints the transcript.
 """
 
 import argparse
 import os
 import random
+import shlex
 import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 DEVS = ["/dev/loop0", "/dev/loop1", "/dev/loop2", "/dev/loop3", "/dev/loop8"]
 NUMBERS = [0, 1, 2, 3, 8, 9, -1, 1 << 20]
@@ -110,15 +117,75 @@ def sequence(seed, ops, d):
     return out
 
 
+def reset_devices():
+    """Every device unbound, loop0-7 present and no other: the state each
+    sequence starts from."""
+    import loopctl
+    for _ in range(3):
+        for name in sorted(os.listdir("/sys/block")):
+            if name.startswith("loop") and os.path.isdir(f"/sys/block/{name}/loop"):
+                try:
+                    fd = os.open(f"/dev/{name}", os.O_RDONLY)
+                except OSError:
+                    continue
+                loopctl.call(fd, loopctl.LOOP_CLR_FD)
+                os.close(fd)
+    ctl = os.open("/dev/loop-control", os.O_RDWR)
+    try:
+        for name in os.listdir("/sys/block"):
+            if name.startswith("loop") and int(name[4:]) >= 8:
+                r = loopctl.call(ctl, loopctl.LOOP_CTL_REMOVE, int(name[4:]))
+                if r != str(int(name[4:])):
+                    sys.exit(f"reset: cannot remove {name}: {r}")
+        for n in range(8):
+            if not os.path.isdir(f"/sys/block/loop{n}"):
+                loopctl.call(ctl, loopctl.LOOP_CTL_ADD, n)
+    finally:
+        os.close(ctl)
+    for name in os.listdir("/sys/block"):
+        if name.startswith("loop") and os.path.isdir(f"/sys/block/{name}/loop"):
+            sys.exit(f"reset: {name} is still bound")
+
+
+def run_sequences(seed, count, ops, d, pristine):
+    """Runs COUNT sequences in this one process: starting Python costs
+    seconds under TCG."""
+    import shutil
+    import loopctl
+    for i in range(count):
+        print(f"# sequence {i}, seed {seed + i}", flush=True)
+        reset_devices()
+        loopctl.DISKSEQ.clear()
+        shutil.rmtree(d, ignore_errors=True)
+        shutil.copytree(pristine, d, symlinks=True)
+        for line in sequence(seed + i, ops, d):
+            print("> " + line, end=": ")
+            try:
+                loopctl.run(shlex.split(line))
+            except Exception as e:  # A bug of the test, seen in both runs.
+                print(f"test error: {type(e).__name__}: {e}")
+            sys.stdout.flush()
+        for fd in loopctl.HELD.values():
+            os.close(fd)
+        loopctl.HELD.clear()
+    reset_devices()
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ops", type=int, default=40)
+    p.add_argument("--count", type=int, default=0,
+                   help="run COUNT sequences from SEED instead of printing one")
+    p.add_argument("--pristine", help="with --count: backing files to copy for each")
     p.add_argument("--dir", required=True)
     p.add_argument("--setup", action="store_true")
     a = p.parse_args()
     if a.setup:
         setup(a.dir)
+        return
+    if a.count:
+        run_sequences(a.seed, a.count, a.ops, a.dir, a.pristine)
         return
     for line in sequence(a.seed, a.ops, a.dir):
         print(line)

@@ -98,6 +98,10 @@ for suite in "$suite_dir"/*.sh; do
 			rmmod rloop 2>/dev/null || reasons+=("rloop left loaded and rmmod failed")
 		fi
 
+		# Keep every case's log (its figures) where the host can read it.
+		if [ -n "${RLOOP_RESULTS:-}" ] && mkdir -p "$RLOOP_RESULTS/logs" 2>/dev/null; then
+			cp "$cdir/log" "$RLOOP_RESULTS/logs/$sname.${fn#case_}.log" 2>/dev/null || true
+		fi
 		if [ ${#reasons[@]} -eq 0 ]; then
 			passed=$((passed + 1))
 			printf 'ok   %s (%ss)\n' "$name" "$secs"
