@@ -17,13 +17,14 @@ import sys
 # Where an idle CPU spends its time: left out of the profiles' shares.
 IDLE_SYMBOLS = ("pv_native_safe_halt", "default_idle", "native_safe_halt", "acpi_idle",
                 "cpu_idle_poll", "mwait_idle")
-TARGETS = ["rloop-dio", "loop-dio", "loop-buf", "rloop-buf", "raw"]
+TARGETS = ["rloop-dio", "loop-dio", "loop-buf", "rloop-buf", "raw", "rloopmq-dio"]
 TARGET_TITLES = {
     "rloop-dio": "rloop dio",
     "loop-dio": "loop.c dio",
     "loop-buf": "loop.c buffered",
     "rloop-buf": "rloop buffered",
     "raw": "raw file O_DIRECT",
+    "rloopmq-dio": "rloop dio, a queue per CPU",
 }
 BACKING_TITLES = {
     "brd": "xfs on brd (RAM disk): driver overhead dominates",
@@ -241,7 +242,7 @@ def main():
         L.append("### IOPS, median (min–max)")
         L.append("")
         hdr = ["workload"] + [TARGET_TITLES[t] for t in targets] + \
-            ["rloop/loop.c dio", "rloop/raw", "rloop/loop.c buffered"]
+            ["rloop/loop.c dio", "rloop/raw", "rloop/loop.c buffered", "rloop queue per CPU/loop.c dio"]
         L.append("| " + " | ".join(hdr) + " |")
         L.append("|" + "|".join(["---"] + ["--:"] * (len(hdr) - 1)) + "|")
         sb = summary["backings"].setdefault(b, {})
@@ -249,7 +250,8 @@ def main():
             row = [w] + [fmt_range(vals(b, t, w, "iops")) for t in targets]
             row += [fmt_ratio_range(ratio(b, "rloop-dio", "loop-dio", w)),
                     fmt_ratio_range(ratio(b, "rloop-dio", "raw", w)),
-                    fmt_ratio_range(ratio(b, "rloop-buf", "loop-buf", w))]
+                    fmt_ratio_range(ratio(b, "rloop-buf", "loop-buf", w)),
+                    fmt_ratio_range(ratio(b, "rloopmq-dio", "loop-dio", w))]
             L.append("| " + " | ".join(row) + " |")
             sb[w] = {t: {k: med(vals(b, t, w, k)) for k in
                          ("iops", "bw_mib", "cpu_us_per_io", "ctx_per_io", "file_cached_mib")}
@@ -447,7 +449,7 @@ def make_chart(out, data, backings, ratio):
     import matplotlib.pyplot as plt
 
     colors = {"rloop-dio": "#c0392b", "loop-dio": "#2471a3", "loop-buf": "#7fb3d5",
-              "rloop-buf": "#f1948a", "raw": "#7f8c8d"}
+              "rloop-buf": "#f1948a", "raw": "#7f8c8d", "rloopmq-dio": "#922b21"}
     fig, axes = plt.subplots(len(backings), 1, figsize=(14, 4.8 * len(backings)), squeeze=False)
     for ax, b in zip(axes[:, 0], backings):
         targets = [t for t in TARGETS if t in data[b]]

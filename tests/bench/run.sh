@@ -84,7 +84,8 @@ WORKLOADS=(
 	"read-1m-qd8-j1 read 1m 8 1"
 	"write-1m-qd8-j1 write 1m 8 1"
 )
-TARGETS=(rloop-dio loop-dio loop-buf rloop-buf raw)
+# rloopmq: rloop with a hardware queue and worker per CPU (nr_hw_queues=0).
+TARGETS=(rloop-dio loop-dio loop-buf rloop-buf raw rloopmq-dio)
 
 sel_workloads=()
 for w in "${WORKLOADS[@]}"; do
@@ -196,6 +197,7 @@ setup_target() {
 	local t=$1 file=$mnt/backing.img
 	case $t in
 	rloop-*) insmod "$ko" ;;
+	rloopmq-*) insmod "$ko" nr_hw_queues=0 ;;
 	loop-*) modprobe loop ;;
 	esac
 	settle
@@ -221,7 +223,7 @@ teardown_target() {
 	*) losetup -d "$dev"; settle ;;
 	esac
 	case $t in
-	rloop-*) rmmod rloop ;;
+	rloop-* | rloopmq-*) rmmod rloop ;;
 	loop-*) rmmod loop ;;
 	esac
 	drop_file_cache
