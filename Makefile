@@ -6,7 +6,7 @@
 SCRIPTS := $(CURDIR)/scripts
 export KDIR
 
-.PHONY: all modules clean kdir deps kernel vm demo check soak test-host test-dkms test-vm fmt lint install help
+.PHONY: all modules clean kdir deps kernel vm demo check soak test-host test-dkms test-vm bench fmt lint install help
 
 all: modules
 
@@ -42,6 +42,10 @@ demo: modules
 
 ## make check: the full test suite: lint, host tests, dkms build, the VM suite
 check: lint test-host test-dkms test-vm
+
+## make bench: fio, rloop vs loop.c vs raw file, in a release-kernel VM; report in results/bench/latest
+bench:
+	@$(SCRIPTS)/bench.sh
 
 ## make fmt: format the Rust sources in kernel style
 fmt:

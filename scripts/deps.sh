@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Install the host dependencies: Debian packages, bindgen-cli and virtme-ng.
 # Idempotent: every step is skipped when already done.
+# `deps.sh bench` also installs what `make bench` needs on the host (the
+# chart's matplotlib); perf and fio are among the base packages' tools.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -11,6 +13,10 @@ DEB_PACKAGES=(
 	busybox-static jq udev rust-web-clippy strace dkms gcc-multilib
 	fdisk dmsetup file
 )
+BENCH_DEB_PACKAGES=(python3-matplotlib linux-perf)
+if [ "${1:-}" = bench ]; then
+	DEB_PACKAGES+=("${BENCH_DEB_PACKAGES[@]}")
+fi
 
 RLOOP_STEP=deps/debian
 missing=()

@@ -12,6 +12,10 @@
 #                    (default: results/dmesg-vm.txt)
 #   --timeout SECS   kill the VM after SECS (RLOOP_VM_TIMEOUT, default 5400)
 #   --variant NAME   kernel variant (default: test)
+#   --drive FILE     attach FILE as a raw virtio-blk disk with cache=none
+#                    (host O_DIRECT); repeatable. The Nth one (from 0) has
+#                    the serial rloop-vdN: in the guest, the vd* disk whose
+#                    /sys/block/vdX/serial says so.
 #
 # Variables named RLOOP_TEST_* are exported to the guest command.
 #
@@ -30,6 +34,7 @@ variant=test
 results=$RLOOP_ROOT/results
 dmesg_file=$results/dmesg-vm.txt
 shell=
+drives=()
 while [ $# -gt 0 ]; do
 	case $1 in
 	--cpus) cpus=$2; shift 2 ;;
@@ -37,6 +42,7 @@ while [ $# -gt 0 ]; do
 	--dmesg) dmesg_file=$2; shift 2 ;;
 	--timeout) timeout_s=$2; shift 2 ;;
 	--variant) variant=$2; shift 2 ;;
+	--drive) [ -f "$2" ] || die "no drive image $2"; drives+=("$(realpath "$2")"); shift 2 ;;
 	--shell) shell=1; shift ;;
 	--) shift; break ;;
 	*) die "unknown option $1" "see the usage at the top of $0" ;;
@@ -49,16 +55,33 @@ kdir=$("$RLOOP_ROOT/scripts/kernel-build.sh" "$variant")
 
 # A benchmark VM runs alone, so that nothing else competes for the host's
 # CPUs while it measures; test VMs may share the machine with each other.
+# vm.lock is shared by test VMs and exclusive for a benchmark. flock(2) has
+# no queue: while test VMs overlap, a benchmark waiting for the exclusive
+# lock would never get it. So a benchmark first takes vm.gate exclusively,
+# and a test VM passes through the gate (shared, released once it has
+# vm.lock): new test VMs wait while a benchmark waits or runs.
 mkdir -p "$RLOOP_CACHE"
-exec 9>"$RLOOP_CACHE/vm.lock"
+exec 8>"$RLOOP_CACHE/vm.gate" 9>"$RLOOP_CACHE/vm.lock"
 lock_mode=-s
 [ "$variant" = test ] || lock_mode=-x
 # RLOOP_VM_LOCK=0: do not wait (the measurements of a benchmark running
 # meanwhile are then disturbed).
-if [ "${RLOOP_VM_LOCK:-1}" != 0 ] && ! flock -n $lock_mode 9; then
-	progress "waiting for a VM that needs the machine alone (a benchmark)"
-	flock $lock_mode 9
+if [ "${RLOOP_VM_LOCK:-1}" != 0 ]; then
+	if ! flock -n $lock_mode 8; then
+		progress "waiting for a VM that needs the machine alone (a benchmark)"
+		flock $lock_mode 8
+	fi
+	if ! flock -n $lock_mode 9; then
+		if [ "$lock_mode" = -x ]; then
+			progress "waiting for the running test VMs to end (new ones wait for this one)"
+		else
+			progress "waiting for a VM that needs the machine alone (a benchmark)"
+		fi
+		flock $lock_mode 9
+	fi
 fi
+# A test VM lets the gate go at once; a benchmark holds it to the end.
+[ "$lock_mode" = -x ] || exec 8>&-
 
 mkdir -p "$results" "$(dirname "$dmesg_file")"
 # A private, writable exchange directory for this run.
@@ -73,6 +96,12 @@ vng=(
 	--rwdir "$results" --cwd "$RLOOP_ROOT"
 	--append "log_buf_len=16M"
 )
+# vng pastes --qemu-opts into a shell command line: quote the value, and
+# bind it with = so that argparse does not take -drive for an option.
+for i in "${!drives[@]}"; do
+	vng+=("--qemu-opts=-drive $(printf %q "file=${drives[$i]},format=raw,if=none,id=rloopvd$i,cache=none")"
+		"--qemu-opts=-device virtio-blk-pci,drive=rloopvd$i,serial=rloop-vd$i")
+done
 
 if [ -n "$shell" ]; then
 	progress "booting $(basename "$kdir") ($cpus CPUs, $memory, TCG); exit the shell to stop"

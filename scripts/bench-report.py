@@ -1,0 +1,487 @@
+#!/usr/bin/env python3
+"""Turn the raw output of tests/bench/run.sh into report.md and chart.png.
+
+Usage: bench-report.py RESULTS_DIR [--no-chart]
+
+Reads env.txt, host.txt, runs.csv, pagecache.csv, fio/*.json and
+profile-*.txt in RESULTS_DIR and writes RESULTS_DIR/report.md,
+RESULTS_DIR/summary.json and RESULTS_DIR/chart.png.
+"""
+import csv
+import json
+import re
+import os
+import statistics
+import sys
+
+# Where an idle CPU spends its time: left out of the profiles' shares.
+IDLE_SYMBOLS = ("pv_native_safe_halt", "default_idle", "native_safe_halt", "acpi_idle",
+                "cpu_idle_poll", "mwait_idle")
+TARGETS = ["rloop-dio", "loop-dio", "loop-buf", "rloop-buf", "raw", "rloopmq-dio"]
+TARGET_TITLES = {
+    "rloop-dio": "rloop dio",
+    "loop-dio": "loop.c dio",
+    "loop-buf": "loop.c buffered",
+    "rloop-buf": "rloop buffered",
+    "raw": "raw file O_DIRECT",
+    "rloopmq-dio": "rloop dio, a queue per CPU",
+}
+BACKING_TITLES = {
+    "brd": "xfs on brd (RAM disk): driver overhead dominates",
+    "virtio": "xfs on a virtio-blk disk (QEMU cache=none)",
+}
+WORKLOAD_ORDER = [
+    "randread-4k-qd1-j1", "randread-4k-qd1-j4", "randread-4k-qd32-j1",
+    "randread-4k-qd32-j4", "randwrite-4k-qd1-j1", "randwrite-4k-qd1-j4",
+    "randwrite-4k-qd32-j1", "randwrite-4k-qd32-j4", "read-1m-qd8-j1",
+    "write-1m-qd8-j1",
+]
+
+
+def read_kv(path):
+    kv = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            for line in f:
+                if "=" in line:
+                    k, v = line.rstrip("\n").split("=", 1)
+                    kv[k] = v
+    return kv
+
+
+def load_fio(path):
+    with open(path) as f:
+        text = f.read()
+    # fio may print warnings before the JSON document.
+    return json.loads(text[text.index("{"):])
+
+
+def med(xs):
+    return statistics.median(xs) if xs else None
+
+
+def fmt_num(x):
+    if x is None:
+        return "–"
+    if x >= 100:
+        return f"{x:,.0f}"
+    if x >= 10:
+        return f"{x:.1f}"
+    return f"{x:.2f}"
+
+
+def fmt_range(xs):
+    if not xs:
+        return "–"
+    return f"{fmt_num(med(xs))} ({fmt_num(min(xs))}–{fmt_num(max(xs))})"
+
+
+def fmt_ratio(r):
+    return "–" if r is None else f"{r:.2f}×"
+
+
+def main():
+    out = sys.argv[1]
+    chart = "--no-chart" not in sys.argv
+    env = read_kv(os.path.join(out, "env.txt"))
+    host = read_kv(os.path.join(out, "host.txt"))
+    hz = float(env.get("clk_tck", "100"))
+
+    # data[backing][target][workload] = list of per-run dicts, by run number
+    data = {}
+    runs_csv = os.path.join(out, "runs.csv")
+    if os.path.exists(runs_csv):
+        with open(runs_csv) as f:
+            for row in csv.DictReader(f):
+                try:
+                    fio = load_fio(os.path.join(out, row["fio_json"]))
+                except (OSError, ValueError):
+                    continue
+                job = fio["jobs"][0]
+                iops = job["read"]["iops"] + job["write"]["iops"]
+                bw = job["read"]["bw_bytes"] + job["write"]["bw_bytes"]
+                win = float(row["window_s"])
+                busy_s = int(row["busy_jiffies"]) / hz
+                rec = {
+                    "run": int(row["run"]),
+                    "iops": iops,
+                    "bw_mib": bw / 2**20,
+                    "cpu_us_per_io": busy_s / win * 1e6 / iops if iops and win > 0 else None,
+                    "ctx_per_io": int(row["ctxt"]) / win / iops if iops and win > 0 else None,
+                    "cpu_util": busy_s / win if win > 0 else None,
+                    "file_cached_mib": int(row["file_cached_kib"]) / 1024,
+                    "window_ok": row["window_ok"] == "1",
+                    "dio": row["dio"],
+                }
+                data.setdefault(row["backing"], {}).setdefault(row["target"], {}) \
+                    .setdefault(row["workload"], []).append(rec)
+
+    pc = {}
+    pc_csv = os.path.join(out, "pagecache.csv")
+    if os.path.exists(pc_csv):
+        with open(pc_csv) as f:
+            for row in csv.DictReader(f):
+                pct = int(row["growth_kib"]) / (int(row["read_mib"]) * 1024) * 100
+                pc.setdefault(row["backing"], {}).setdefault(row["target"], []).append(
+                    {"run": int(row["run"]), "pct": pct, "kib": int(row["growth_kib"]),
+                     "file_pct": int(row["file_cached_kib"]) / (int(row["read_mib"]) * 1024) * 100,
+                     "read_mib": int(row["read_mib"]), "dio": row["dio"]})
+
+    def vals(backing, target, workload, key):
+        return [r[key] for r in data.get(backing, {}).get(target, {}).get(workload, [])
+                if r[key] is not None]
+
+    def ratio(backing, a, b, workload, key="iops"):
+        """Ratio of medians, and the range of the per-run ratios (runs
+        are interleaved, so run i of a and run i of b are neighbours)."""
+        va, vb = vals(backing, a, workload, key), vals(backing, b, workload, key)
+        if not va or not vb or med(vb) == 0:
+            return None, None, None
+        ra = {r["run"]: r[key] for r in data[backing][a][workload]}
+        rb = {r["run"]: r[key] for r in data[backing][b][workload]}
+        per = [ra[k] / rb[k] for k in ra if k in rb and rb[k]]
+        return med(va) / med(vb), (min(per) if per else None), (max(per) if per else None)
+
+    def fmt_ratio_range(t):
+        r, lo, hi = t
+        if r is None:
+            return "–"
+        if lo is None:
+            return fmt_ratio(r)
+        return f"{r:.2f}× ({lo:.2f}–{hi:.2f})"
+
+    backings = [b for b in ["brd", "virtio"] if b in data] + \
+        sorted(b for b in data if b not in ("brd", "virtio"))
+    L = []
+    L.append("# rloop benchmark")
+    L.append("")
+    L.append(f"Run of {host.get('date', '?')} at `{host.get('git', '?')}`, by `make bench`.")
+    L.append("")
+    L.append("**Read this first.** The VM runs under QEMU TCG (no KVM): every guest "
+             "instruction is emulated, so the absolute IOPS and bandwidth below mean little "
+             "and are far below what the same kernel does on hardware. The *ratios* between "
+             "targets measured in this one boot are what the numbers are for: every target "
+             "ran on the same emulated CPUs, backing file and kernel, with runs interleaved "
+             "(each run visits every target, in a rotated order).")
+    L.append("")
+    L.append("## Configuration")
+    L.append("")
+    L.append(f"- Kernel: `{env.get('kernel', '?')}`, the **bench** variant "
+             "(scripts/kconfig/bench.config: the test kernel without KASAN, lockdep, "
+             "kmemleak, Rust debug assertions; with perf events)")
+    L.append(f"- VM: {env.get('cpus', '?')} vCPUs, {int(env.get('mem_kib', '0')) // 1024} MiB "
+             f"(asked: {host.get('vm_memory', '?')}), QEMU TCG on a host with "
+             f"{host.get('host_cpus', '?')} CPUs ({host.get('host_cpu', '?')}); "
+             f"{host.get('qemu', '')}")
+    L.append(f"- fio: {env.get('fio', '?')}, engine **{env.get('engine', '?')}**, direct=1 "
+             f"on the device, time_based, {env.get('ramp', '?')} s ramp + "
+             f"{env.get('runtime', '?')} s measured per run, **{env.get('runs', '?')} runs** "
+             "per cell: median (min–max)")
+    L.append(f"- Backing file: {env.get('size_mib', '?')} MiB, fully written, on xfs; "
+             "loop devices bound with `losetup --direct-io=on|off`")
+    L.append("- Targets: " + ", ".join(f"`{t}` = {TARGET_TITLES[t]}" for t in TARGETS))
+    L.append("- CPU per I/O: guest-wide non-idle time from /proc/stat (user, nice, system, "
+             "irq, softirq, steal; all vCPUs, so it includes the loop workers and fio) over "
+             "a window inside fio's measured period, divided by the I/Os fio completed in "
+             "that time (its IOPS × the window). Context switches per I/O: the same with "
+             "/proc/stat `ctxt`.")
+    L.append(f"- Page cache: the backing file's cache dropped, {env.get('pc_mib', '?')} MiB "
+             "read sequentially with O_DIRECT through the device, growth of `Cached` in "
+             "/proc/meminfo and the backing file's cached pages (fincore).")
+    def mins(secs):
+        return f"{secs // 60} min {secs % 60:02d} s"
+
+    times = []
+    log_path = os.path.join(out, "log.txt")
+    if os.path.exists(log_path):
+        with open(log_path) as f:
+            last = [line for line in f if line.startswith("[bench")]
+        if last:
+            times.append("the measurements in the guest " +
+                         mins(int(last[-1].split()[1].rstrip("s]"))))
+    vm_log = os.path.join(out, "vm.log")
+    if os.path.exists(vm_log):
+        with open(vm_log) as f:
+            for line in f:
+                m = re.search(r"VM exited with status \d+ after (\d+)s", line)
+                if m:
+                    times.append("the VM, boot to power-off, " + mins(int(m.group(1))))
+    if host.get("vm_seconds"):
+        times.append("`make bench` in all, waiting for other VMs included, " +
+                     mins(int(host["vm_seconds"])))
+    if times:
+        L.append("- Time taken: " + "; ".join(times) + ".")
+    load_path = os.path.join(out, "host-load.txt")
+    if os.path.exists(load_path):
+        samples = []
+        with open(load_path) as f:
+            for line in f:
+                p = line.split()
+                if len(p) == 3:
+                    samples.append((float(p[1]), int(p[2])))
+        if samples:
+            busy = sum(1 for _, q in samples if q > 1)
+            L.append(f"- Host load during the run (sampled every 10 s): load average "
+                     f"{min(x for x, _ in samples):.1f}–{max(x for x, _ in samples):.1f} on "
+                     f"{host.get('host_cpus', '?')} CPUs; another QEMU ran alongside in "
+                     f"{busy} of {len(samples)} samples"
+                     + (" (the host is shared: expect more spread between runs)." if busy else "."))
+    bad_windows = sum(1 for b in data.values() for t in b.values() for w in t.values()
+                      for r in w if not r["window_ok"])
+    if bad_windows:
+        L.append(f"- Note: in {bad_windows} runs fio had ended before the CPU window closed; "
+                 "their CPU and context-switch numbers are less exact.")
+    L.append("")
+
+    summary = {"env": env, "host": host, "backings": {}}
+    for b in backings:
+        targets = [t for t in TARGETS if t in data[b]]
+        workloads = [w for w in WORKLOAD_ORDER if any(w in data[b][t] for t in targets)]
+        L.append(f"## {BACKING_TITLES.get(b, b)}")
+        L.append("")
+        L.append("### IOPS, median (min–max)")
+        L.append("")
+        hdr = ["workload"] + [TARGET_TITLES[t] for t in targets] + \
+            ["rloop/loop.c dio", "rloop/raw", "rloop/loop.c buffered", "rloop queue per CPU/loop.c dio"]
+        L.append("| " + " | ".join(hdr) + " |")
+        L.append("|" + "|".join(["---"] + ["--:"] * (len(hdr) - 1)) + "|")
+        sb = summary["backings"].setdefault(b, {})
+        for w in workloads:
+            row = [w] + [fmt_range(vals(b, t, w, "iops")) for t in targets]
+            row += [fmt_ratio_range(ratio(b, "rloop-dio", "loop-dio", w)),
+                    fmt_ratio_range(ratio(b, "rloop-dio", "raw", w)),
+                    fmt_ratio_range(ratio(b, "rloop-buf", "loop-buf", w)),
+                    fmt_ratio_range(ratio(b, "rloopmq-dio", "loop-dio", w))]
+            L.append("| " + " | ".join(row) + " |")
+            sb[w] = {t: {k: med(vals(b, t, w, k)) for k in
+                         ("iops", "bw_mib", "cpu_us_per_io", "ctx_per_io", "file_cached_mib")}
+                     for t in targets}
+        L.append("")
+        L.append("Ratios: of the medians; in brackets the range of the per-run ratios "
+                 "(run *i* of one target against run *i* of the other).")
+        L.append("")
+        L.append("### Bandwidth, MiB/s, median (min–max)")
+        L.append("")
+        hdr = ["workload"] + [TARGET_TITLES[t] for t in targets] + ["rloop/loop.c dio", "rloop/raw"]
+        L.append("| " + " | ".join(hdr) + " |")
+        L.append("|" + "|".join(["---"] + ["--:"] * (len(hdr) - 1)) + "|")
+        for w in workloads:
+            row = [w] + [fmt_range(vals(b, t, w, "bw_mib")) for t in targets]
+            row += [fmt_ratio(ratio(b, "rloop-dio", "loop-dio", w, "bw_mib")[0]),
+                    fmt_ratio(ratio(b, "rloop-dio", "raw", w, "bw_mib")[0])]
+            L.append("| " + " | ".join(row) + " |")
+        L.append("")
+        L.append("### Guest CPU time per I/O (µs) and context switches per I/O, medians")
+        L.append("")
+        hdr = ["workload"] + [f"{TARGET_TITLES[t]} µs" for t in targets] + \
+            [f"{TARGET_TITLES[t]} ctx" for t in targets]
+        L.append("| " + " | ".join(hdr) + " |")
+        L.append("|" + "|".join(["---"] + ["--:"] * (len(hdr) - 1)) + "|")
+        for w in workloads:
+            row = [w] + [fmt_num(med(vals(b, t, w, "cpu_us_per_io"))) for t in targets] + \
+                [fmt_num(med(vals(b, t, w, "ctx_per_io"))) for t in targets]
+            L.append("| " + " | ".join(row) + " |")
+        L.append("")
+        L.append("CPU time is summed over all vCPUs: at saturation it is about "
+                 f"{env.get('cpus', 'N')} vCPUs ÷ IOPS.")
+        L.append("")
+        L.append("### Page cache")
+        L.append("")
+        L.append(f"After the backing file's cache is dropped (sync, then "
+                 "POSIX_FADV_DONTNEED through dd iflag=nocache), "
+                 f"{env.get('pc_mib', '?')} MiB are read "
+                 "through the device with O_DIRECT (dd iflag=direct). *Cached growth*: "
+                 "growth of `Cached` in /proc/meminfo, as % of the bytes read. *Backing "
+                 "file cached*: the backing file's pages in the page cache afterwards "
+                 "(fincore), as % of the bytes read. Medians (min–max) over the runs.")
+        L.append("")
+        L.append("| target | dio | Cached growth, % of bytes read | backing file cached, % of bytes read |")
+        L.append("|---|--:|--:|--:|")
+        for t in targets:
+            p = pc.get(b, {}).get(t, [])
+            if p:
+                L.append(f"| {TARGET_TITLES[t]} | {p[0]['dio']} | "
+                         f"{fmt_range([x['pct'] for x in p])} | "
+                         f"{fmt_range([x['file_pct'] for x in p])} |")
+        L.append("")
+        L.append("Per workload: the backing file's pages in the page cache after one fio "
+                 "run (MiB, median; the file's cache is dropped before each run). Direct "
+                 "I/O keeps it at zero; buffered loop devices fill it.")
+        L.append("")
+        hdr = ["workload"] + [f"{TARGET_TITLES[t]}" for t in targets]
+        L.append("| " + " | ".join(hdr) + " |")
+        L.append("|" + "|".join(["---"] + ["--:"] * (len(hdr) - 1)) + "|")
+        for w in workloads:
+            row = [w] + [fmt_num(med(vals(b, t, w, "file_cached_mib"))) for t in targets]
+            L.append("| " + " | ".join(row) + " |")
+        L.append("")
+        summary["backings"][b]["pagecache"] = {
+            t: med([x["pct"] for x in pc.get(b, {}).get(t, [])]) for t in pc.get(b, {})}
+
+    # --- targets ---
+    L.append("## Targets of issue 5")
+    L.append("")
+    L.append("Each is checked on the medians of this boot, per backing.")
+    L.append("")
+    verdicts = []
+
+    def verdict(ok):
+        return "MET" if ok else "MISSED"
+
+    for b in backings:
+        if "rloop-dio" not in data[b]:
+            continue
+        name = BACKING_TITLES.get(b, b).split(":")[0]
+        ws = [w for w in WORKLOAD_ORDER if w in data[b]["rloop-dio"] and w in data[b].get("loop-dio", {})]
+        if ws:
+            rs = {w: ratio(b, "rloop-dio", "loop-dio", w)[0] for w in ws}
+            bad = [w for w in ws if rs[w] < 1.0]
+            ok = not bad
+            detail = ", ".join(f"{w} {rs[w]:.2f}×" for w in ws)
+            line = (f"- **{verdict(ok)}** ({name}) rloop dio ≥ 1.0× loop.c dio on every workload: "
+                    + (f"below on {', '.join(bad)}. " if bad else "") + f"Ratios: {detail}.")
+            L.append(line)
+            verdicts.append((b, 1, ok))
+        w = "randread-4k-qd32-j4"
+        r = ratio(b, "rloop-dio", "loop-dio", w)
+        if r[0] is not None:
+            ok = r[0] >= 1.5
+            L.append(f"- **{verdict(ok)}** ({name}) rloop dio ≥ 1.5× loop.c dio on {w}: "
+                     f"{r[0]:.2f}× (per run {r[1]:.2f}–{r[2]:.2f}), "
+                     f"{fmt_num(med(vals(b, 'rloop-dio', w, 'iops')))} vs "
+                     f"{fmt_num(med(vals(b, 'loop-dio', w, 'iops')))} IOPS.")
+            verdicts.append((b, 2, ok))
+        for w in ("randread-4k-qd32-j1", "randread-4k-qd32-j4"):
+            r = ratio(b, "rloop-dio", "raw", w)
+            if r[0] is not None:
+                ok = r[0] >= 0.8
+                L.append(f"- **{verdict(ok)}** ({name}) rloop dio ≥ 80% of the raw file's "
+                         f"O_DIRECT IOPS on {w}: {r[0] * 100:.0f}% "
+                         f"(per run {r[1] * 100:.0f}–{r[2] * 100:.0f}%), "
+                         f"{fmt_num(med(vals(b, 'rloop-dio', w, 'iops')))} vs "
+                         f"{fmt_num(med(vals(b, 'raw', w, 'iops')))} IOPS.")
+                verdicts.append((b, 3, ok))
+        p = pc.get(b, {}).get("rloop-dio", [])
+        if p:
+            worst = max(x["pct"] for x in p)
+            ok = worst < 1.0
+            ref = pc.get(b, {}).get("loop-buf", [])
+            refs = f"; loop.c buffered for comparison: {med([x['pct'] for x in ref]):.1f}%" if ref else ""
+            L.append(f"- **{verdict(ok)}** ({name}) page-cache growth with dio on < 1% of the "
+                     f"bytes read: rloop dio {med([x['pct'] for x in p]):.2f}% "
+                     f"(worst run {worst:.2f}%) of {p[0]['read_mib']} MiB{refs}.")
+            verdicts.append((b, 4, ok))
+    L.append("")
+    summary["verdicts"] = [{"backing": b, "target": n, "met": ok} for b, n, ok in verdicts]
+
+    # --- profiles ---
+    profs = [t for t in ("rloop-dio", "loop-dio") if os.path.exists(os.path.join(out, f"profile-{t}.txt"))]
+    if profs:
+        L.append("## Profiles: 4k randread, qd32, 4 jobs, xfs on brd")
+        L.append("")
+        L.append("`perf record -e cpu-clock -a -g` in the guest while fio ran; the symbols "
+                 "with the most self time (perf report --no-children, all CPUs). Idle time "
+                 "(the halt in the idle loop) is left out and the rest rescaled to 100% of "
+                 "the busy samples. Full text in profile-*.txt.")
+        L.append("")
+        for t in profs:
+            with open(os.path.join(out, f"profile-{t}.txt")) as f:
+                lines = f.read().splitlines()
+            flat = []
+            on = False
+            for line in lines:
+                if line.startswith("# flat"):
+                    on = True
+                    continue
+                if line.startswith("# inclusive"):
+                    break
+                if on and line.strip() and not line.startswith("#"):
+                    flat.append(line.rstrip())
+            idle_pct = 0.0
+            busy = []
+            for line in flat:
+                p = line.split()
+                if not p or not p[0].endswith("%"):
+                    continue
+                pct = float(p[0].rstrip("%"))
+                sym = p[-1] if p[-1] != "-" else p[-3]
+                if any(k in line for k in IDLE_SYMBOLS):
+                    idle_pct += pct
+                else:
+                    dso = p[1]
+                    name = " ".join(x for x in p[2:] if x not in ("-", "[k]", "[.]"))
+                    busy.append((pct, dso, name))
+            L.append(f"**{TARGET_TITLES[t]}** (idle: {idle_pct:.1f}% of the samples)")
+            L.append("")
+            L.append("```")
+            if busy and idle_pct < 100:
+                for pct, dso, name in busy[:25]:
+                    L.append(f"{pct / (100 - idle_pct) * 100:6.2f}%  {dso:<20} {name}")
+            else:
+                L.extend(lines[:25])
+            L.append("```")
+            L.append("")
+
+    if chart and backings:
+        try:
+            make_chart(out, data, backings, ratio)
+            L.append("## Chart")
+            L.append("")
+            L.append("![IOPS relative to the raw file](chart.png)")
+            L.append("")
+            L.append("chart.png: median IOPS of each target relative to the raw backing file "
+                     "with O_DIRECT (= 1.0), per workload; bars span min–max over the runs.")
+            L.append("")
+        except ImportError as e:
+            L.append(f"(No chart: {e}; `scripts/deps.sh bench` installs matplotlib.)")
+            L.append("")
+
+    with open(os.path.join(out, "report.md"), "w") as f:
+        f.write("\n".join(L))
+    with open(os.path.join(out, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=1)
+    print(os.path.join(out, "report.md"))
+
+
+def make_chart(out, data, backings, ratio):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    colors = {"rloop-dio": "#c0392b", "loop-dio": "#2471a3", "loop-buf": "#7fb3d5",
+              "rloop-buf": "#f1948a", "raw": "#7f8c8d", "rloopmq-dio": "#922b21"}
+    fig, axes = plt.subplots(len(backings), 1, figsize=(14, 4.8 * len(backings)), squeeze=False)
+    for ax, b in zip(axes[:, 0], backings):
+        targets = [t for t in TARGETS if t in data[b]]
+        workloads = [w for w in WORKLOAD_ORDER if any(w in data[b][t] for t in targets)]
+        width = 0.8 / max(1, len(targets))
+        top = 1.0
+        for i, t in enumerate(targets):
+            xs, ys, lo, hi = [], [], [], []
+            for j, w in enumerate(workloads):
+                raw = [r["iops"] for r in data[b].get("raw", {}).get(w, [])]
+                mine = [r["iops"] for r in data[b][t].get(w, [])]
+                if not raw or not mine:
+                    continue
+                base = statistics.median(raw)
+                m = statistics.median(mine) / base
+                xs.append(j + (i - (len(targets) - 1) / 2) * width)
+                ys.append(m)
+                lo.append(m - min(mine) / base)
+                hi.append(max(mine) / base - m)
+            top = max([top] + [y + h for y, h in zip(ys, hi)])
+            ax.bar(xs, ys, width, yerr=[lo, hi], capsize=2, label=TARGET_TITLES[t],
+                   color=colors[t])
+        ax.axhline(1.0, color="black", linewidth=0.6)
+        ax.set_ylim(0, top * 1.15)
+        ax.set_xticks(range(len(workloads)))
+        ax.set_xticklabels(workloads, rotation=20, ha="right", fontsize=8)
+        ax.set_ylabel("IOPS / raw file O_DIRECT")
+        ax.set_title(BACKING_TITLES.get(b, b) + " (QEMU TCG: ratios within one boot)")
+        ax.legend(fontsize=8, ncol=5, loc="upper left")
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, "chart.png"), dpi=110)
+
+
+if __name__ == "__main__":
+    main()
