@@ -409,15 +409,7 @@ case_no_leak_after_unload() {
 	unload_rloop
 	# kmemleak only reports objects unreferenced for a while.
 	sleep 6
-	echo scan >/sys/kernel/debug/kmemleak
-	echo scan >/sys/kernel/debug/kmemleak
-	local leaks
-	leaks=$(cat /sys/kernel/debug/kmemleak)
-	if grep -q rloop <<<"$leaks"; then
-		echo "$leaks" | head -n 60
-		fail "kmemleak reports objects allocated by rloop"
-	fi
-	echo "kmemleak: $(grep -c '^unreferenced object' <<<"$leaks") unrelated reports"
+	kmemleak_check 2
 }
 
 case_buffered_writes_make_multi_bio_requests() {
