@@ -54,6 +54,8 @@ pub(crate) struct Driver {
     queue_depth: u32,
     /// `nr_hw_queues`: hardware queues, and so workers, per device.
     nr_hw_queues: u32,
+    /// `nowait`: new devices try direct I/O from `queue_rq` first.
+    nowait: bool,
     /// `max_loop`, when given explicitly: the limit for autoloading.
     autoload_limit: Option<u32>,
 }
@@ -65,6 +67,7 @@ impl Driver {
         part_shift: u32,
         queue_depth: u32,
         nr_hw_queues: u32,
+        nowait: bool,
         autoload_limit: Option<u32>,
     ) -> Result<Arc<Self>> {
         let attrs = AttributeGroup::new()?;
@@ -77,6 +80,7 @@ impl Driver {
                 part_shift,
                 queue_depth,
                 nr_hw_queues,
+                nowait,
                 autoload_limit,
             }),
             GFP_KERNEL,
@@ -111,12 +115,15 @@ impl Driver {
             .filter(|m| m >> self.part_shift == index && *m < 1 << MINOR_BITS)
             .ok_or(EINVAL)?;
 
-        let dev = LoopDevice::new(index, self.nr_hw_queues, self.clone())?;
+        let dev = LoopDevice::new(index, self.nr_hw_queues, self.nowait, self.clone())?;
+        // The NOWAIT fast path calls into file systems from `queue_rq`,
+        // which may sleep even with `IOCB_NOWAIT` (allocations).
+        let blocking = if self.nowait { flags::BLOCKING } else { 0 };
         let tag_set = Arc::pin_init(
             TagSet::new(
                 self.nr_hw_queues,
                 self.queue_depth,
-                flags::STACKING | flags::NO_SCHED_BY_DEFAULT,
+                flags::STACKING | flags::NO_SCHED_BY_DEFAULT | blocking,
             ),
             GFP_KERNEL,
         )?;

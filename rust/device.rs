@@ -87,6 +87,8 @@ pub(crate) struct IoTarget {
     pub(crate) offset: u64,
     pub(crate) sizelimit: u64,
     pub(crate) flags: u32,
+    /// Direct I/O may be tried with `IOCB_NOWAIT` from `queue_rq`.
+    pub(crate) nowait: bool,
 }
 
 impl IoTarget {
@@ -109,6 +111,8 @@ pub(crate) struct LoopDevice {
     io: SpinLock<Option<IoTarget>>,
     /// One worker per hardware queue.
     workers: KVec<KthreadWorker>,
+    /// The NOWAIT fast path is enabled (`nowait=1` when created).
+    nowait: bool,
     driver: Arc<Driver>,
 }
 
@@ -125,7 +129,12 @@ pub(crate) const ATTR_NAMES: &[&CStr] = &[
 impl LoopDevice {
     /// A new, unbound device `index`, with a worker for each of its
     /// `nr_hw_queues` hardware queues.
-    pub(crate) fn new(index: u32, nr_hw_queues: u32, driver: Arc<Driver>) -> Result<Arc<Self>> {
+    pub(crate) fn new(
+        index: u32,
+        nr_hw_queues: u32,
+        nowait: bool,
+        driver: Arc<Driver>,
+    ) -> Result<Arc<Self>> {
         let mut workers = KVec::with_capacity(nr_hw_queues as usize, GFP_KERNEL)?;
         for queue in 0..nr_hw_queues {
             // The first keeps loop.c's name, which tools may look for.
@@ -147,6 +156,7 @@ impl LoopDevice {
                 }),
                 io <- new_spinlock!(None),
                 workers,
+                nowait,
                 driver,
             }),
             GFP_KERNEL,
@@ -156,8 +166,16 @@ impl LoopDevice {
     /// The worker of hardware queue `hw_queue`.
     pub(crate) fn worker(&self, hw_queue: u32) -> &KthreadWorker {
         // There is one worker per hardware queue; blk-mq never hands out a
-        // higher index, and the modulo keeps that an assumption, not a bug.
-        &self.workers[hw_queue as usize % self.workers.len()]
+        // higher index, and the fallback keeps that an assumption, not a bug.
+        match self.workers.get(hw_queue as usize) {
+            Some(worker) => worker,
+            None => &self.workers[0],
+        }
+    }
+
+    /// Whether `queue_rq` may try direct I/O itself, with `IOCB_NOWAIT`.
+    pub(crate) fn nowait(&self) -> bool {
+        self.nowait
     }
 
     /// The I/O target, if bound.
@@ -189,6 +207,7 @@ impl LoopDevice {
             offset: b.offset,
             sizelimit: b.sizelimit,
             flags: cfg.flags,
+            nowait: self.nowait && cfg.flags & LO_FLAGS_DIRECT_IO != 0 && b.file.can_nowait(),
         });
         let old = core::mem::replace(&mut *self.io.lock(), target);
         // The old file reference is dropped outside the spinlock.

@@ -114,6 +114,12 @@ impl BackingFile {
         unsafe { ffi::rloop_file_writable(self.as_raw()) }
     }
 
+    /// Whether the file honours `IOCB_NOWAIT` (`FMODE_NOWAIT`).
+    pub(crate) fn can_nowait(&self) -> bool {
+        // SAFETY: The file is valid by the type invariant.
+        unsafe { ffi::rloop_file_can_nowait(self.as_raw()) }
+    }
+
     /// Whether the file supports direct I/O (`FMODE_CAN_ODIRECT`).
     pub(crate) fn can_direct_io(&self) -> bool {
         // SAFETY: The file is valid by the type invariant.
@@ -328,6 +334,19 @@ pub(crate) unsafe trait IoOwner: Send + Sized {
     fn io_done(self, result: isize);
 }
 
+/// How a [`FileIo`] reaches the file.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum IoMode {
+    /// Through the page cache, synchronously.
+    Buffered,
+    /// Direct I/O (`IOCB_DIRECT`), completed asynchronously.
+    Direct,
+    /// Direct I/O that must not block (`IOCB_DIRECT | IOCB_NOWAIT`): it
+    /// ends with `-EAGAIN`, at once or from its completion, where it would
+    /// have had to wait. See [`FileIo::would_block`].
+    DirectNowait,
+}
+
 /// A `struct kiocb` with what its asynchronous completion needs.
 ///
 /// # Invariants
@@ -341,6 +360,7 @@ pub(crate) struct FileIo {
     refs: Atomic<i32>,
     result: Atomic<isize>,
     write: UnsafeCell<bool>,
+    nowait: UnsafeCell<bool>,
 }
 
 // SAFETY: The fields are used by one I/O at a time, whose owner and
@@ -358,6 +378,7 @@ impl FileIo {
             refs: Atomic::new(0),
             result: Atomic::new(0),
             write: UnsafeCell::new(false),
+            nowait: UnsafeCell::new(false),
         }
     }
 
@@ -367,6 +388,16 @@ impl FileIo {
         self.result.load(Acquire)
     }
 
+    /// Whether the last I/O was submitted with [`IoMode::DirectNowait`] and
+    /// ended because it would have blocked. Nothing of it counts: the same
+    /// I/O, resubmitted blocking, does all of it. Valid once the owner is
+    /// handed back.
+    pub(crate) fn would_block(&self) -> bool {
+        // SAFETY: The owner has the `FileIo` back, so no I/O writes `nowait`.
+        let nowait = unsafe { *self.nowait.get() };
+        nowait && self.result() == -(bindings::EAGAIN as isize)
+    }
+
     /// Records the result of an operation the owner did without a kiocb,
     /// such as a flush, for whoever completes it.
     pub(crate) fn set_result(&self, result: isize) {
@@ -374,16 +405,15 @@ impl FileIo {
     }
 
     /// Submits a read or write of `iter` at byte `pos` of `file` for
-    /// `owner`, with direct I/O (`IOCB_DIRECT`, completed asynchronously)
-    /// or buffered (synchronous). `owner.io_done()` runs exactly once with
-    /// the result, here or from the file system's completion.
+    /// `owner`, in `mode`. `owner.io_done()` runs exactly once with the
+    /// result, here or from the file system's completion.
     pub(crate) fn submit<O: IoOwner>(
         owner: O,
         file: ARef<File>,
         iter: BvecIter,
         dir: Direction,
         pos: i64,
-        direct: bool,
+        mode: IoMode,
         ioprio: u16,
     ) {
         let mut iter = iter;
@@ -395,23 +425,38 @@ impl FileIo {
             let this = io.as_ref();
             let iocb = this.iocb.get();
             let filp = file.as_ptr();
+            let nowait = mode == IoMode::DirectNowait;
             *this.file.get() = Some(file);
-            *this.write.get() = dir == Direction::ToFile;
+            *this.write.get() = false;
+            *this.nowait.get() = nowait;
             iocb.write(pin_init::zeroed());
             (*iocb).ki_filp = filp;
             (*iocb).ki_pos = pos;
             (*iocb).ki_ioprio = ioprio;
-            if direct {
+            if mode != IoMode::Buffered {
                 (*iocb).ki_flags = bindings::IOCB_DIRECT as i32;
                 (*iocb).ki_complete = Some(Self::complete_callback::<O>);
+            }
+            if nowait {
+                (*iocb).ki_flags |= ffi::IOCB_NOWAIT;
             }
             this.refs.store(2, Relaxed);
             let f_op = &*(*filp).f_op;
             match dir {
                 Direction::ToFile => {
-                    ffi::rloop_kiocb_start_write(iocb);
+                    // Write access to the file system is taken once per
+                    // submission and dropped by `put`, also when a NOWAIT
+                    // attempt is resubmitted.
+                    let started = if nowait {
+                        ffi::rloop_kiocb_start_write_trylock(iocb)
+                    } else {
+                        ffi::rloop_kiocb_start_write(iocb);
+                        true
+                    };
+                    *this.write.get() = started;
                     match f_op.write_iter {
-                        Some(write_iter) => write_iter(iocb, &mut iter.iter),
+                        Some(write_iter) if started => write_iter(iocb, &mut iter.iter),
+                        Some(_) => -(bindings::EAGAIN as isize),
                         None => EINVAL.to_errno() as isize,
                     }
                 }

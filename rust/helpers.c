@@ -10,6 +10,7 @@
 #include <linux/pagemap.h>
 #include <linux/sched.h>
 #include <linux/sched/mm.h>
+#include <linux/sched/task_stack.h>
 #include <linux/statfs.h>
 #include <linux/sysfs.h>
 
@@ -21,6 +22,7 @@ static_assert(BLK_OPEN_EXCL == (__force blk_mode_t)(1 << 2));
 static_assert(BLK_FEAT_WRITE_CACHE == (__force blk_features_t)(1u << 0));
 static_assert(BLK_FEAT_FUA == (__force blk_features_t)(1u << 1));
 static_assert(BLK_FEAT_ROTATIONAL == (__force blk_features_t)(1u << 2));
+static_assert(IOCB_NOWAIT == (1 << 3));
 
 unsigned int rloop_memalloc_noio_save(void)
 {
@@ -148,9 +150,69 @@ void rloop_kiocb_start_write(struct kiocb *iocb)
 	kiocb_start_write(iocb);
 }
 
+/* kiocb_start_write() for IOCB_NOWAIT: fails instead of waiting for a thaw. */
+bool rloop_kiocb_start_write_trylock(struct kiocb *iocb)
+{
+	struct super_block *sb = file_inode(iocb->ki_filp)->i_sb;
+
+	if (!sb_start_write_trylock(sb))
+		return false;
+	/* As kiocb_start_write(): the I/O, not this task, holds it now. */
+	__sb_writers_release(sb, SB_FREEZE_WRITE);
+	return true;
+}
+
 void rloop_kiocb_end_write(struct kiocb *iocb)
 {
 	kiocb_end_write(iocb);
+}
+
+bool rloop_file_can_nowait(struct file *file)
+{
+	return file->f_mode & FMODE_NOWAIT;
+}
+
+/*
+ * Whether the current task may call into a file system on behalf of a loop
+ * request without a context switch: it holds no journal handle, is not
+ * inside another submit_bio() (whose recursion list would defer, or whose
+ * stack would stack up under, the backing file system's I/O), is not in
+ * reclaim or in a NOFS/NOIO section (signs of file system or block layer
+ * locks held), and has at least half its stack left.
+ */
+bool rloop_current_may_enter_fs(void)
+{
+	unsigned long sp = (unsigned long)__builtin_frame_address(0);
+	unsigned long base = (unsigned long)task_stack_page(current);
+
+	if (IS_ENABLED(CONFIG_STACK_GROWSUP))
+		return false;
+	if (current->journal_info || current->bio_list)
+		return false;
+	if (current->flags & (PF_MEMALLOC | PF_MEMALLOC_NOFS |
+			      PF_MEMALLOC_NOIO | PF_LOCAL_THROTTLE |
+			      PF_KSWAPD))
+		return false;
+	return sp - base > THREAD_SIZE / 2;
+}
+
+/*
+ * A plug being flushed must not collect the backing file system's requests:
+ * they would join the list blk-mq is dispatching.
+ */
+struct blk_plug *rloop_current_plug_detach(void)
+{
+	struct blk_plug *plug = current->plug;
+
+	/* PF_BLOCK_TS promises the scheduler a plug holding a timestamp. */
+	blk_plug_invalidate_ts();
+	current->plug = NULL;
+	return plug;
+}
+
+void rloop_current_plug_attach(struct blk_plug *plug)
+{
+	current->plug = plug;
 }
 
 void rloop_device_attr_init(struct device_attribute *attr, const char *name,

@@ -42,7 +42,13 @@ unsigned int rloop_mapping_restrict_gfp(struct file *file);
 void rloop_mapping_set_gfp(struct file *file, unsigned int mask);
 
 void rloop_kiocb_start_write(struct kiocb *iocb);
+bool rloop_kiocb_start_write_trylock(struct kiocb *iocb);
 void rloop_kiocb_end_write(struct kiocb *iocb);
+bool rloop_file_can_nowait(struct file *file);
+
+bool rloop_current_may_enter_fs(void);
+struct blk_plug *rloop_current_plug_detach(void);
+void rloop_current_plug_attach(struct blk_plug *plug);
 
 /*
  * A read-only device attribute whose show() is a Rust function. The layout

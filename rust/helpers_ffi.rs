@@ -14,6 +14,8 @@ use kernel::{
 pub(crate) const BLK_OPEN_WRITE: u32 = 1 << 1;
 /// `BLK_OPEN_EXCL`; `helpers.c` checks the value at build time.
 pub(crate) const BLK_OPEN_EXCL: u32 = 1 << 2;
+/// `IOCB_NOWAIT`; `helpers.c` checks the value at build time.
+pub(crate) const IOCB_NOWAIT: i32 = 1 << 3;
 
 /// The `show()` callback of a device attribute.
 pub(crate) type DeviceAttrShow = unsafe extern "C" fn(
@@ -51,7 +53,13 @@ extern "C" {
     pub(crate) fn rloop_mapping_set_gfp(file: *mut bindings::file, mask: c_uint);
 
     pub(crate) fn rloop_kiocb_start_write(iocb: *mut bindings::kiocb);
+    pub(crate) fn rloop_kiocb_start_write_trylock(iocb: *mut bindings::kiocb) -> bool;
     pub(crate) fn rloop_kiocb_end_write(iocb: *mut bindings::kiocb);
+    pub(crate) fn rloop_file_can_nowait(file: *mut bindings::file) -> bool;
+
+    pub(crate) fn rloop_current_may_enter_fs() -> bool;
+    pub(crate) fn rloop_current_plug_detach() -> *mut bindings::blk_plug;
+    pub(crate) fn rloop_current_plug_attach(plug: *mut bindings::blk_plug);
 
     pub(crate) fn rloop_device_attr_init(
         attr: *mut bindings::device_attribute,

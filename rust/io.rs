@@ -6,10 +6,12 @@
 //!
 //! ```text
 //!  queue_rq ──► worker (kthread "loopN") ──► read/write: kiocb ─► ->read_iter/->write_iter
-//!                     │                                   │ direct: -EIOCBQUEUED, later ki_complete
-//!                     │ flush/discard/zeroes: vfs calls   │ buffered: returns the result
-//!                     ▼                                   ▼
-//!              result in the PDU ──────────► blk_mq_complete_request ──► complete(): end or requeue
+//!     │               │                                   │ direct: -EIOCBQUEUED, later ki_complete
+//!     │               │ flush/discard/zeroes: vfs calls   │ buffered: returns the result
+//!     │               ▼                                   ▼
+//!     │        result in the PDU ──────────► complete(), where the I/O ended: end or requeue
+//!     │                                                   ▲
+//!     └─ `nowait=1`: direct read/write with IOCB_NOWAIT ──┘ (-EAGAIN: to the worker)
 //! ```
 //!
 //! Every request ends exactly once: it is owned by one `Request` token at a
@@ -22,11 +24,12 @@ use crate::{
         impl_request_field, BlockDevice, Disk, DiskAttributes, DiskOperations, Op, OpenMode,
         Operations, Request, Status, SysfsOutput, WorkHandler,
     },
-    device::{LoopDevice, ATTR_NAMES},
-    file_io::{falloc, BackingFile, FileIo},
+    device::{IoTarget, LoopDevice, ATTR_NAMES},
+    file_io::{falloc, BackingFile, FileIo, IoMode},
     kthread::KthreadWork,
     memalloc::LoopWorkerScope,
     status,
+    submitter::SubmitterScope,
 };
 use kernel::{
     fs::File,
@@ -64,6 +67,13 @@ impl Operations for LoopOps {
     }
 
     fn queue_rq(dev: ArcBorrow<'_, LoopDevice>, rq: Request<Self>, _is_last: bool) {
+        let rq = match dev.nowait() {
+            true => match submit_nowait(&dev, rq) {
+                Some(rq) => rq,
+                None => return,
+            },
+            false => rq,
+        };
         dev.worker(rq.hw_queue()).queue(rq);
     }
 
@@ -71,6 +81,13 @@ impl Operations for LoopOps {
 
     /// `lo_complete_rq`.
     fn complete(rq: Request<Self>) {
+        if rq.data().io.would_block() {
+            // A NOWAIT attempt, possibly after part of it was done: the
+            // worker does all of it again, blocking. Nothing was reported.
+            let dev: Arc<LoopDevice> = rq.queue_data().into();
+            dev.worker(rq.hw_queue()).queue(rq);
+            return;
+        }
         let ret = rq.data().io.result();
         match status::completion(rq.op() == Op::Read, ret, rq.bytes()) {
             status::Completion::Done(errno) => rq.end(Status::from_errno(errno)),
@@ -106,28 +123,22 @@ impl WorkHandler for LoopOps {
             return finish_sync(rq, ret);
         }
         // Flush requests have no position; every other one has.
-        let pos = rq
-            .sector()
-            .checked_mul(1 << crate::blk::SECTOR_SHIFT)
-            .and_then(|p| p.checked_add(target.offset))
-            .and_then(|p| i64::try_from(p).ok());
-        let Some(pos) = pos else {
+        let Some(pos) = file_position(&rq, &target) else {
             return finish_sync(rq, EIO.to_errno() as isize);
         };
         match op {
             Op::Read | Op::Write => {
-                let dir = if op == Op::Write {
-                    Direction::ToFile
-                } else {
-                    Direction::FromFile
-                };
+                let dir = direction(op);
                 let iter = match rq.bvec_iter(dir) {
                     Ok(iter) => iter,
                     Err(_) => return finish_sync(rq, EIO.to_errno() as isize),
                 };
                 let ioprio = rq.ioprio();
-                let direct = target.direct_io();
-                FileIo::submit(rq, target.file, iter, dir, pos, direct, ioprio);
+                let mode = match target.direct_io() {
+                    true => IoMode::Direct,
+                    false => IoMode::Buffered,
+                };
+                FileIo::submit(rq, target.file, iter, dir, pos, mode, ioprio);
             }
             Op::Discard | Op::WriteZeroes => {
                 let mode = if op == Op::WriteZeroes && rq.is_nounmap() {
@@ -141,6 +152,62 @@ impl WorkHandler for LoopOps {
             Op::Flush | Op::Other(_) => finish_sync(rq, EIO.to_errno() as isize),
         }
     }
+}
+
+/// The byte in the backing file where `rq` starts.
+fn file_position(rq: &Request<LoopOps>, target: &IoTarget) -> Option<i64> {
+    rq.sector()
+        .checked_mul(1 << crate::blk::SECTOR_SHIFT)
+        .and_then(|p| p.checked_add(target.offset))
+        .and_then(|p| i64::try_from(p).ok())
+}
+
+fn direction(op: Op) -> Direction {
+    match op {
+        Op::Write => Direction::ToFile,
+        _ => Direction::FromFile,
+    }
+}
+
+/// The NOWAIT fast path (`nowait=1`): a direct read or write submitted
+/// from `queue_rq`, in the submitting task, with `IOCB_NOWAIT`. Returns
+/// the request if the worker must take it: another operation, buffered
+/// I/O, a backing file without NOWAIT support, or a submitting task that
+/// must not call into a file system (see [`SubmitterScope`]). An attempt
+/// that would block ends in [`LoopOps::complete`], which hands it on.
+fn submit_nowait(dev: &LoopDevice, rq: Request<LoopOps>) -> Option<Request<LoopOps>> {
+    let op = rq.op();
+    if !matches!(op, Op::Read | Op::Write) {
+        return Some(rq);
+    }
+    let Some(target) = dev.io_target().filter(|t| t.bound && t.nowait) else {
+        return Some(rq);
+    };
+    if op == Op::Write && target.read_only() {
+        return Some(rq);
+    }
+    let Some(pos) = file_position(&rq, &target) else {
+        return Some(rq);
+    };
+    let Some(_scope) = SubmitterScope::try_enter() else {
+        return Some(rq);
+    };
+    // In the scope: gathering the vectors may allocate.
+    let dir = direction(op);
+    let Ok(iter) = rq.bvec_iter(dir) else {
+        return Some(rq);
+    };
+    let ioprio = rq.ioprio();
+    FileIo::submit(
+        rq,
+        target.file,
+        iter,
+        dir,
+        pos,
+        IoMode::DirectNowait,
+        ioprio,
+    );
+    None
 }
 
 /// `lo_fallocate`: discard and write-zeroes through the file's fallocate.

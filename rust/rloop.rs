@@ -7,7 +7,8 @@
 //! a per-device kthread worker and completed asynchronously.
 //!
 //! Abstractions over C (everything that touches `bindings`): `blk`,
-//! `kthread`, `file_io`, `misc`, `memalloc`, `module_ref`, `capability`.
+//! `kthread`, `file_io`, `misc`, `memalloc`, `module_ref`, `capability`,
+//! `submitter`.
 //! Driver logic, without `unsafe`: `control`, `device`, `io`. Kernel-free
 //! logic, also tested on the host: `geometry`, `dio`, `status`, `uapi`.
 
@@ -25,6 +26,7 @@ mod memalloc;
 mod misc;
 mod module_ref;
 mod status;
+mod submitter;
 mod uapi;
 
 use control::{Driver, LoopControl};
@@ -66,6 +68,10 @@ module! {
         nr_hw_queues: u32 {
             default: 1,
             description: "Hardware queues per device, each with its own worker thread (default: 1, as loop.c; 0: one per CPU; at most 16 and the number of CPUs)",
+        },
+        nowait: u32 {
+            default: 0,
+            description: "Experimental: submit direct I/O with IOCB_NOWAIT from the submitting task first, and use the worker only when that would block (default: 0, off)",
         },
         selftest_warn: u32 {
             default: 0,
@@ -134,7 +140,18 @@ impl kernel::Module for RloopModule {
         }
         .min(kernel::cpu::nr_cpu_ids());
 
-        let driver = Driver::new(part_shift, depth as u32, nr_hw_queues, autoload_limit)?;
+        let nowait = match *module_parameters::nowait.value() {
+            0 => false,
+            1 => true,
+            _ => return Err(EINVAL),
+        };
+        let driver = Driver::new(
+            part_shift,
+            depth as u32,
+            nr_hw_queues,
+            nowait,
+            autoload_limit,
+        )?;
         let control = KBox::pin_init(
             misc::FixedMiscDevice::<LoopControl>::register(
                 c"loop-control",

@@ -61,7 +61,10 @@ resume_udev() {
 
 load_rloop() {
 	module_loaded rloop && fail "rloop is already loaded"
-	insmod "$RLOOP_KO" "$@"
+	# RLOOP_TEST_RLOOP_PARAMS: extra parameters for a whole run, such as
+	# nowait=1 to put every case through the NOWAIT fast path.
+	# shellcheck disable=SC2086
+	insmod "$RLOOP_KO" "$@" ${RLOOP_TEST_RLOOP_PARAMS:-}
 	settle
 }
 

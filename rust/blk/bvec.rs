@@ -129,7 +129,7 @@ impl<T: Operations + RequestField<BvecTable>> Request<T> {
                 } else {
                     let spill = &mut *table.spill.get();
                     spill.clear();
-                    // The worker runs in a no-I/O allocation scope.
+                    // Callers run in a no-I/O allocation scope.
                     spill.reserve(nr, GFP_KERNEL)?;
                     spill.spare_capacity_mut().as_mut_ptr().cast()
                 };

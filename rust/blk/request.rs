@@ -182,14 +182,14 @@ impl<T: Operations> Request<T> {
         unsafe { bindings::blk_mq_end_request(rq, status.0) };
     }
 
-    /// Completes the request through blk-mq (`blk_mq_complete_request()`):
-    /// [`Operations::complete`] then runs, usually in softirq context on the
-    /// submitting CPU. Safe to call from hard-IRQ context.
+    /// Completes the request here and now: [`Operations::complete`] runs on
+    /// the current CPU, in the current context, which may be hard IRQ.
+    ///
+    /// Unlike `blk_mq_complete_request()`, this does not send the
+    /// completion back to the submitting CPU. A loop request ends where its
+    /// backing I/O ends, and bouncing it costs an IPI or a softirq per I/O.
     pub(crate) fn complete(self) {
-        let rq = self.into_raw();
-        // SAFETY: We owned the request; ownership passes to the `complete`
-        // callback, which blk-mq calls exactly once.
-        unsafe { bindings::blk_mq_complete_request(rq) };
+        T::complete(self)
     }
 
     /// Accounts `done` bytes as transferred and puts the rest of the

@@ -22,6 +22,8 @@ pub(crate) mod flags {
     pub(crate) const STACKING: u32 = bindings::BLK_MQ_F_STACKING;
     /// No I/O scheduler by default.
     pub(crate) const NO_SCHED_BY_DEFAULT: u32 = bindings::BLK_MQ_F_NO_SCHED_BY_DEFAULT;
+    /// `queue_rq` may sleep: blk-mq calls it only where sleeping is allowed.
+    pub(crate) const BLOCKING: u32 = bindings::BLK_MQ_F_BLOCKING;
 }
 
 /// The operations of a blk-mq driver.
@@ -50,8 +52,8 @@ pub(crate) trait Operations: Sized + 'static {
     /// Kicks off requests queued with `is_last == false`.
     fn commit_rqs(queue_data: <Self::QueueData as ForeignOwnable>::Borrowed<'_>);
 
-    /// Called, usually in softirq context, for a request passed to
-    /// [`Request::complete`].
+    /// Ends a request whose work is done, from [`Request::complete`], in
+    /// any context including hard IRQ: it must not sleep.
     fn complete(rq: Request<Self>);
 }
 
@@ -159,15 +161,6 @@ impl<T: Operations> OperationsVTable<T> {
 
     /// # Safety
     ///
-    /// Called by blk-mq for a request given to `blk_mq_complete_request`,
-    /// whose ownership `Request::complete` passed on to this call.
-    unsafe extern "C" fn complete_callback(rq: *mut bindings::request) {
-        // SAFETY: `Request::complete` gave up its token for this call.
-        T::complete(unsafe { Request::from_raw(rq) });
-    }
-
-    /// # Safety
-    ///
     /// Called by blk-mq with a request whose PDU is `cmd_size` bytes of
     /// uninitialised memory, suitably aligned.
     unsafe extern "C" fn init_request_callback(
@@ -206,7 +199,6 @@ impl<T: Operations> OperationsVTable<T> {
     const VTABLE: bindings::blk_mq_ops = bindings::blk_mq_ops {
         queue_rq: Some(Self::queue_rq_callback),
         commit_rqs: Some(Self::commit_rqs_callback),
-        complete: Some(Self::complete_callback),
         init_request: Some(Self::init_request_callback),
         exit_request: Some(Self::exit_request_callback),
         ..pin_init::zeroed()
