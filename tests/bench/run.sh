@@ -85,7 +85,8 @@ WORKLOADS=(
 	"write-1m-qd8-j1 write 1m 8 1"
 )
 # rloopmq: rloop with a hardware queue and worker per CPU (nr_hw_queues=0).
-TARGETS=(rloop-dio loop-dio loop-buf rloop-buf raw rloopmq-dio)
+# rloopnw: rloop with the experimental NOWAIT fast path (nowait=1).
+TARGETS=(rloop-dio loop-dio loop-buf rloop-buf raw rloopmq-dio rloopnw-dio)
 
 sel_workloads=()
 for w in "${WORKLOADS[@]}"; do
@@ -198,6 +199,7 @@ setup_target() {
 	case $t in
 	rloop-*) insmod "$ko" ;;
 	rloopmq-*) insmod "$ko" nr_hw_queues=0 ;;
+	rloopnw-*) insmod "$ko" nowait=1 ;;
 	loop-*) modprobe loop ;;
 	esac
 	settle
@@ -223,7 +225,7 @@ teardown_target() {
 	*) losetup -d "$dev"; settle ;;
 	esac
 	case $t in
-	rloop-* | rloopmq-*) rmmod rloop ;;
+	rloop-* | rloopmq-* | rloopnw-*) rmmod rloop ;;
 	loop-*) rmmod loop ;;
 	esac
 	drop_file_cache
