@@ -360,7 +360,8 @@ pub(crate) struct FileIo {
     refs: Atomic<i32>,
     result: Atomic<isize>,
     write: UnsafeCell<bool>,
-    nowait: UnsafeCell<bool>,
+    /// The last I/O was a NOWAIT attempt.
+    nowait: Atomic<bool>,
 }
 
 // SAFETY: The fields are used by one I/O at a time, whose owner and
@@ -378,7 +379,7 @@ impl FileIo {
             refs: Atomic::new(0),
             result: Atomic::new(0),
             write: UnsafeCell::new(false),
-            nowait: UnsafeCell::new(false),
+            nowait: Atomic::new(false),
         }
     }
 
@@ -393,14 +394,13 @@ impl FileIo {
     /// I/O, resubmitted blocking, does all of it. Valid once the owner is
     /// handed back.
     pub(crate) fn would_block(&self) -> bool {
-        // SAFETY: The owner has the `FileIo` back, so no I/O writes `nowait`.
-        let nowait = unsafe { *self.nowait.get() };
-        nowait && self.result() == -(bindings::EAGAIN as isize)
+        self.nowait.load(Relaxed) && self.result() == -(bindings::EAGAIN as isize)
     }
 
     /// Records the result of an operation the owner did without a kiocb,
     /// such as a flush, for whoever completes it.
     pub(crate) fn set_result(&self, result: isize) {
+        self.nowait.store(false, Relaxed);
         self.result.store(result, Release);
     }
 
@@ -428,7 +428,7 @@ impl FileIo {
             let nowait = mode == IoMode::DirectNowait;
             *this.file.get() = Some(file);
             *this.write.get() = false;
-            *this.nowait.get() = nowait;
+            this.nowait.store(nowait, Relaxed);
             iocb.write(pin_init::zeroed());
             (*iocb).ki_filp = filp;
             (*iocb).ki_pos = pos;
