@@ -343,7 +343,7 @@ pub(crate) enum IoMode {
     Direct,
     /// Direct I/O that must not block (`IOCB_DIRECT | IOCB_NOWAIT`): it
     /// ends with `-EAGAIN`, at once or from its completion, where it would
-    /// have had to wait. See [`FileIo::would_block`].
+    /// have had to wait. See [`FileIo::was_nowait`].
     DirectNowait,
 }
 
@@ -389,12 +389,11 @@ impl FileIo {
         self.result.load(Acquire)
     }
 
-    /// Whether the last I/O was submitted with [`IoMode::DirectNowait`] and
-    /// ended because it would have blocked. Nothing of it counts: the same
-    /// I/O, resubmitted blocking, does all of it. Valid once the owner is
-    /// handed back.
-    pub(crate) fn would_block(&self) -> bool {
-        self.nowait.load(Relaxed) && self.result() == -(bindings::EAGAIN as isize)
+    /// Whether the last I/O was submitted with [`IoMode::DirectNowait`], so
+    /// that its result may mean it would have blocked. Valid once the
+    /// owner is handed back.
+    pub(crate) fn was_nowait(&self) -> bool {
+        self.nowait.load(Relaxed)
     }
 
     /// Records the result of an operation the owner did without a kiocb,

@@ -81,15 +81,17 @@ impl Operations for LoopOps {
 
     /// `lo_complete_rq`.
     fn complete(rq: Request<Self>) {
-        if rq.data().io.would_block() {
-            // A NOWAIT attempt, possibly after part of it was done: the
-            // worker does all of it again, blocking. Nothing was reported.
-            let dev: Arc<LoopDevice> = rq.queue_data().into();
-            dev.worker(rq.hw_queue()).queue(rq);
-            return;
-        }
-        let ret = rq.data().io.result();
-        match status::completion(rq.op() == Op::Read, ret, rq.bytes()) {
+        let io = &rq.data().io;
+        let (is_read, ret, bytes) = (rq.op() == Op::Read, io.result(), rq.bytes());
+        let completion = match io.was_nowait() {
+            true => status::nowait_completion(is_read, ret, bytes),
+            false => status::completion(is_read, ret, bytes),
+        };
+        match completion {
+            status::Completion::Resubmit => {
+                let dev: Arc<LoopDevice> = rq.queue_data().into();
+                dev.worker(rq.hw_queue()).queue(rq);
+            }
             status::Completion::Done(errno) => rq.end(Status::from_errno(errno)),
             status::Completion::RetryRest(done) => rq.requeue_rest(done),
             status::Completion::ZeroFillAndFail => {

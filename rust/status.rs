@@ -7,6 +7,8 @@
 
 /// `EIO`.
 pub(crate) const EIO: i32 = 5;
+/// `EAGAIN`.
+pub(crate) const EAGAIN: i32 = 11;
 /// `EOPNOTSUPP`: not among the kernel crate's error codes in 7.2.
 pub(crate) const EOPNOTSUPP: i32 = 95;
 /// `ENOSYS`: not among the kernel crate's error codes in 7.2.
@@ -21,6 +23,9 @@ pub(crate) enum Completion {
     RetryRest(u32),
     /// A read that got no data at all: zero the buffers, end with EIO.
     ZeroFillAndFail,
+    /// A NOWAIT attempt that would have blocked: do all of the request
+    /// again, allowed to block. Nothing of the attempt is reported.
+    Resubmit,
 }
 
 /// `lo_complete_rq`: `ret` is the bytes transferred or a negative errno,
@@ -39,6 +44,19 @@ pub(crate) fn completion(is_read: bool, ret: isize, bytes: u32) -> Completion {
     } else {
         Completion::ZeroFillAndFail
     }
+}
+
+/// [`completion`] for an I/O submitted with `IOCB_NOWAIT`. `-EAGAIN`
+/// means it would have blocked, possibly after doing part of the work. A
+/// short write, which loop.c would report as success, is redone too: under
+/// NOWAIT it more likely means "stopped before blocking" than anything a
+/// blocking write would return, and writing the same data twice is
+/// harmless while the request is not ended.
+pub(crate) fn nowait_completion(is_read: bool, ret: isize, bytes: u32) -> Completion {
+    if ret == -(EAGAIN as isize) || (!is_read && ret >= 0 && (ret as u64) < u64::from(bytes)) {
+        return Completion::Resubmit;
+    }
+    completion(is_read, ret, bytes)
 }
 
 /// `loop_handle_cmd` for requests done without a kiocb (flush, discard,

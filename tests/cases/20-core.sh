@@ -126,7 +126,7 @@ case_nowait_fast_path() {
 	# Overwrites verify, also on the fast path.
 	before=$(worker_sleeps loop0)
 	fio --name=w --filename=/dev/loop0 --ioengine=io_uring --direct=1 --iodepth=16 \
-		--rw=randwrite --bsrange=4k-128k --size=32M --verify=crc32c --verify_fatal=1 \
+		--rw=randwrite --bsrange=4k-128k --size=32M --verify=crc32c --verify_state_save=0 --verify_fatal=1 \
 		--do_verify=1 --output="$RLOOP_CASE_DIR/fio-overwrite.txt" || fail "fio overwrite verify"
 	after=$(worker_sleeps loop0)
 	echo "loop0, overwrites and their verify: the worker slept $((after - before)) times"
@@ -134,7 +134,7 @@ case_nowait_fast_path() {
 	# worker takes them over, and the data verifies.
 	before=$(worker_sleeps loop1)
 	fio --name=a --filename=/dev/loop1 --ioengine=io_uring --direct=1 --iodepth=16 \
-		--rw=randwrite --bs=64k --size=32M --verify=crc32c --verify_fatal=1 \
+		--rw=randwrite --bs=64k --size=32M --verify=crc32c --verify_state_save=0 --verify_fatal=1 \
 		--do_verify=1 --output="$RLOOP_CASE_DIR/fio-alloc.txt" || fail "fio allocating verify"
 	after=$(worker_sleeps loop1)
 	echo "loop1, writes into holes: the worker slept $((after - before)) times"
@@ -163,7 +163,7 @@ case_nowait_fast_path() {
 	head -c 16M /dev/urandom >"$upper/data"
 	sum=$(sha256sum <"$upper/data")
 	fio --name=j --directory="$upper" --ioengine=io_uring --direct=1 --iodepth=8 \
-		--rw=randrw --bs=4k --size=16M --fsync=8 --verify=crc32c --verify_fatal=1 \
+		--rw=randrw --bs=4k --size=16M --fsync=8 --verify=crc32c --verify_state_save=0 --verify_fatal=1 \
 		--do_verify=1 --output="$RLOOP_CASE_DIR/fio-nested.txt" || fail "fio on nested ext4"
 	umount "$upper"
 	fsck.ext4 -n -f /dev/loop3 >/dev/null 2>&1 || fail "upper ext4 not clean"

@@ -130,6 +130,29 @@ mod status_tests {
     }
 
     #[test]
+    fn nowait_attempts_resubmit_what_would_block() {
+        assert_eq!(nowait_completion(true, -11, 4096), Completion::Resubmit);
+        assert_eq!(nowait_completion(false, -11, 4096), Completion::Resubmit);
+        // A short write is redone whole, never reported as success.
+        assert_eq!(nowait_completion(false, 512, 4096), Completion::Resubmit);
+        assert_eq!(nowait_completion(false, 0, 4096), Completion::Resubmit);
+        // Everything else as without NOWAIT.
+        assert_eq!(nowait_completion(false, 4096, 4096), Completion::Done(0));
+        assert_eq!(nowait_completion(true, 4096, 4096), Completion::Done(0));
+        assert_eq!(
+            nowait_completion(true, 512, 4096),
+            Completion::RetryRest(512)
+        );
+        assert_eq!(
+            nowait_completion(true, 0, 4096),
+            Completion::ZeroFillAndFail
+        );
+        assert_eq!(nowait_completion(false, -5, 4096), Completion::Done(-5));
+        // Without NOWAIT, -EAGAIN is an error like any other (loop.c).
+        assert_eq!(completion(true, -11, 4096), Completion::Done(-11));
+    }
+
+    #[test]
     fn synchronous_results_keep_only_eopnotsupp() {
         assert_eq!(sync_result(0), 0);
         assert_eq!(sync_result(-95), -95);
