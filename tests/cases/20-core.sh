@@ -91,15 +91,21 @@ case_multiple_hw_queues() {
 	unload_rloop
 }
 
-# Voluntary context switches of device $1's first worker thread: each is a
-# sleep between requests, so it grows with the requests the worker serves.
-worker_sleeps() {
-	awk '/^voluntary_ctxt_switches/ { print $2 }' "/proc/$(pgrep -x "$1")/status"
+# CPU time of device $1's first worker thread so far, in ns.
+worker_cpu_ns() {
+	local pid
+	pid=$(pgrep -x "$1")
+	if [ -r "/proc/$pid/schedstat" ]; then
+		cut -d' ' -f1 "/proc/$pid/schedstat"
+	else
+		awk -v hz="$(getconf CLK_TCK)" '{ printf "%d\n", ($14 + $15) * 1e9 / hz }' "/proc/$pid/stat"
+	fi
 }
 
-# nowait=1: direct reads and overwrites go from the submitting task with
-# IOCB_NOWAIT and skip the worker; what would block (allocating writes on
-# xfs, buffered devices) falls back to it; data verifies throughout, also
+# nowait=1: direct reads and overwrites issued from a plug go from the
+# submitting task with IOCB_NOWAIT and skip the worker; what would block
+# (allocating writes on xfs), what is issued inside submit_bio() and
+# buffered devices go to it; data verifies throughout, also
 # with ext4 over rloop over ext4 over rloop, whose journal must never be
 # entered from the upper file system's task.
 case_nowait_fast_path() {
@@ -114,38 +120,51 @@ case_nowait_fast_path() {
 	losetup --direct-io=on /dev/loop0 "$FSDIR/full"
 	losetup --direct-io=on /dev/loop1 "$FSDIR/sparse"
 	losetup --direct-io=off /dev/loop2 "$FSDIR/sparse"
-	local before after ios=4096
-	# Reads of written blocks: the fast path, the worker stays asleep.
-	before=$(worker_sleeps loop0)
+	local before after ios=4096 batched unbatched
+	# Reads of written blocks. Submitted in batches, io_uring plugs them and
+	# blk-mq issues them from the plug, in fio's task: the fast path, and
+	# the worker hardly runs. Submitted one by one, blk-mq issues each from
+	# inside submit_bio(), where rloop refuses to enter the file system:
+	# the worker does them all.
+	before=$(worker_cpu_ns loop0)
 	fio --name=r --filename=/dev/loop0 --ioengine=io_uring --direct=1 --iodepth=16 \
+		--iodepth_batch_submit=16 --iodepth_batch_complete_min=1 \
 		--rw=randread --bs=4k --number_ios=$ios --size=64M \
-		--output="$RLOOP_CASE_DIR/fio-read.txt" || fail "fio randread"
-	after=$(worker_sleeps loop0)
-	echo "loop0, $ios reads of written blocks: the worker slept $((after - before)) times"
-	[ $((after - before)) -lt $((ios / 10)) ] || fail "reads went through the worker"
+		--output="$RLOOP_CASE_DIR/fio-read-batched.txt" || fail "fio randread, batched"
+	after=$(worker_cpu_ns loop0)
+	batched=$((after - before))
+	before=$(worker_cpu_ns loop0)
+	fio --name=r --filename=/dev/loop0 --ioengine=io_uring --direct=1 --iodepth=16 \
+		--iodepth_batch_submit=1 \
+		--rw=randread --bs=4k --number_ios=$ios --size=64M \
+		--output="$RLOOP_CASE_DIR/fio-read-single.txt" || fail "fio randread, one by one"
+	after=$(worker_cpu_ns loop0)
+	unbatched=$((after - before))
+	echo "loop0, $ios reads of written blocks: the worker ran $((batched / 1000)) us for batched submissions, $((unbatched / 1000)) us for single ones"
+	[ "$unbatched" -ge 1000000 ] || fail "the worker did not serve single submissions"
+	[ $((batched * 4)) -lt "$unbatched" ] || fail "batched reads did not bypass the worker"
 	# Overwrites verify, also on the fast path.
-	before=$(worker_sleeps loop0)
 	fio --name=w --filename=/dev/loop0 --ioengine=io_uring --direct=1 --iodepth=16 \
 		--rw=randwrite --bsrange=4k-128k --size=32M --verify=crc32c --verify_state_save=0 --verify_fatal=1 \
 		--do_verify=1 --output="$RLOOP_CASE_DIR/fio-overwrite.txt" || fail "fio overwrite verify"
-	after=$(worker_sleeps loop0)
-	echo "loop0, overwrites and their verify: the worker slept $((after - before)) times"
 	# Writes into holes need allocation, which xfs refuses under NOWAIT: the
 	# worker takes them over, and the data verifies.
-	before=$(worker_sleeps loop1)
+	before=$(worker_cpu_ns loop1)
 	fio --name=a --filename=/dev/loop1 --ioengine=io_uring --direct=1 --iodepth=16 \
 		--rw=randwrite --bs=64k --size=32M --verify=crc32c --verify_state_save=0 --verify_fatal=1 \
 		--do_verify=1 --output="$RLOOP_CASE_DIR/fio-alloc.txt" || fail "fio allocating verify"
-	after=$(worker_sleeps loop1)
-	echo "loop1, writes into holes: the worker slept $((after - before)) times"
-	[ $((after - before)) -ge 20 ] || fail "allocating writes did not fall back to the worker"
+	after=$(worker_cpu_ns loop1)
+	echo "loop1, writes into holes: the worker ran $(((after - before) / 1000)) us"
+	[ $((after - before)) -ge 1000000 ] || fail "allocating writes did not fall back to the worker"
 	# A buffered device is served by its worker only.
-	before=$(worker_sleeps loop2)
+	before=$(worker_cpu_ns loop2)
 	fio --name=b --filename=/dev/loop2 --ioengine=io_uring --direct=1 --iodepth=16 \
+		--iodepth_batch_submit=16 --iodepth_batch_complete_min=1 \
 		--rw=randread --bs=4k --number_ios=1024 --size=64M \
 		--output="$RLOOP_CASE_DIR/fio-buffered.txt" || fail "fio buffered"
-	after=$(worker_sleeps loop2)
-	[ $((after - before)) -ge 20 ] || fail "buffered device bypassed its worker"
+	after=$(worker_cpu_ns loop2)
+	echo "loop2 (buffered), 1024 batched reads: the worker ran $(((after - before) / 1000)) us"
+	[ $((after - before)) -ge 1000000 ] || fail "buffered device bypassed its worker"
 	losetup -d /dev/loop0 /dev/loop1 /dev/loop2
 	# ext4 on loop3 on a file of an ext4 on loop0 on xfs.
 	truncate -s 256M "$FSDIR/lower.img"
