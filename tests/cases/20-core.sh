@@ -98,7 +98,7 @@ worker_cpu_ns() {
 	if [ -r "/proc/$pid/schedstat" ]; then
 		cut -d' ' -f1 "/proc/$pid/schedstat"
 	else
-		awk -v hz="$(getconf CLK_TCK)" '{ printf "%d\n", ($14 + $15) * 1e9 / hz }' "/proc/$pid/stat"
+		awk -v hz="$(getconf CLK_TCK)" '{ printf "%.0f\n", ($14 + $15) * 1e9 / hz }' "/proc/$pid/stat"
 	fi
 }
 
@@ -124,9 +124,7 @@ case_nowait_fast_path() {
 	# The same reads on the direct device, three times (one SQE per
 	# submission, again, then batches of 16), and on the buffered one,
 	# whose worker does every read. The fast path must spare the direct
-	# device's worker in at least one run. In the VM the first run on a
-	# freshly bound device went to the worker and the later ones did not,
-	# whatever their submission mode; why is not understood yet.
+	# device's worker in at least one run; each run's figure is printed.
 	read_job() {
 		fio --name=r --filename="$1" --ioengine=io_uring --direct=1 --iodepth=16 \
 			--rw=randread --bs=4k --number_ios=$ios --size=64M "${@:3}" \
