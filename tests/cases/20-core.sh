@@ -121,8 +121,9 @@ case_nowait_fast_path() {
 	losetup --direct-io=on /dev/loop1 "$FSDIR/sparse"
 	losetup --direct-io=off /dev/loop2 "$FSDIR/sparse"
 	local before after ios=4096 buffered runs="" least=-1 run cpu
-	# The same reads on the direct device, three times (one SQE per
-	# submission, again, then batches of 16), and on the buffered one,
+	# The same reads on the direct device, three times (io_uring one SQE
+	# at a time and in batches of 16, libaio in batches of 16), and on the
+	# buffered one,
 	# whose worker does every read. The fast path must spare the direct
 	# device's worker in at least one run; each run's figure is printed.
 	read_job() {
@@ -132,13 +133,16 @@ case_nowait_fast_path() {
 	}
 	losetup -d /dev/loop2
 	losetup --direct-io=off /dev/loop2 "$FSDIR/full"
-	for run in single-1 single-2 batched; do
+	for run in io_uring io_uring-batched libaio-batched; do
 		before=$(worker_cpu_ns loop0)
-		if [ $run = batched ]; then
-			read_job /dev/loop0 $run --iodepth_batch_submit=16 --iodepth_batch_complete_min=1
-		else
-			read_job /dev/loop0 $run
-		fi
+		case $run in
+		io_uring) read_job /dev/loop0 $run ;;
+		io_uring-batched)
+			read_job /dev/loop0 $run --iodepth_batch_submit=16 --iodepth_batch_complete_min=1 ;;
+		libaio-batched)
+			read_job /dev/loop0 $run --ioengine=libaio --iodepth_batch_submit=16 \
+				--iodepth_batch_complete_min=1 ;;
+		esac
 		after=$(worker_cpu_ns loop0)
 		cpu=$((after - before))
 		runs+=" $run=$((cpu / 1000))us"
