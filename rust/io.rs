@@ -182,6 +182,11 @@ fn submit_nowait(dev: &LoopDevice, rq: Request<LoopOps>) -> Option<Request<LoopO
     if !matches!(op, Op::Read | Op::Write) {
         return Some(rq);
     }
+    // The task check first: it refuses most often, and is cheaper than
+    // taking the target, which the worker then takes again.
+    let Some(_scope) = SubmitterScope::try_enter() else {
+        return Some(rq);
+    };
     let Some(target) = dev.io_target().filter(|t| t.bound && t.nowait) else {
         return Some(rq);
     };
@@ -189,9 +194,6 @@ fn submit_nowait(dev: &LoopDevice, rq: Request<LoopOps>) -> Option<Request<LoopO
         return Some(rq);
     }
     let Some(pos) = file_position(&rq, &target) else {
-        return Some(rq);
-    };
-    let Some(_scope) = SubmitterScope::try_enter() else {
         return Some(rq);
     };
     // In the scope: gathering the vectors may allocate.
