@@ -14,6 +14,7 @@ pub(crate) mod bvec;
 pub(crate) mod gen_disk;
 pub(crate) mod major;
 pub(crate) mod request;
+pub(crate) mod request_list;
 pub(crate) mod sysfs;
 pub(crate) mod tag_set;
 
@@ -21,7 +22,8 @@ pub(crate) use gen_disk::{
     features, BlockDevice, Disk, DiskOperations, DiskParams, GenDisk, Limits, OpenMode,
 };
 pub(crate) use major::{BlockMajor, Probe};
-pub(crate) use request::{impl_request_field, Op, Request, RequestField, Status, WorkHandler};
+pub(crate) use request::{impl_request_field, Op, Request, RequestField, Status};
+pub(crate) use request_list::{with_plug, RequestList, RequestListNode};
 pub(crate) use sysfs::{AttributeGroup, DiskAttributes, GroupRegistration, SysfsOutput};
 pub(crate) use tag_set::{Operations, TagSet};
 

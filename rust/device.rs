@@ -24,8 +24,8 @@ use crate::{
     dio::{self, DioInputs},
     file_io::BackingFile,
     geometry,
-    io::LoopOps,
-    kthread::KthreadWorker,
+    io::{HwQueue, LoopOps},
+    kthread::DrainWorker,
     module_ref::ModuleRef,
     uapi::{self, *},
 };
@@ -110,7 +110,7 @@ pub(crate) struct LoopDevice {
     #[pin]
     io: SpinLock<Option<IoTarget>>,
     /// One worker per hardware queue.
-    workers: KVec<KthreadWorker>,
+    workers: KVec<Pin<KBox<DrainWorker<HwQueue>>>>,
     /// The NOWAIT fast path is enabled (`nowait=1` when created).
     nowait: bool,
     driver: Arc<Driver>,
@@ -143,7 +143,8 @@ impl LoopDevice {
             } else {
                 kernel::str::CString::try_from_fmt(fmt!("loop{index}.{queue}"))?
             };
-            workers.push(KthreadWorker::new(&name)?, GFP_KERNEL)?;
+            let worker = KBox::try_pin_init(DrainWorker::new(&name, HwQueue::new()), GFP_KERNEL)?;
+            workers.push(worker, GFP_KERNEL)?;
         }
         Arc::pin_init(
             try_pin_init!(Self {
@@ -164,7 +165,7 @@ impl LoopDevice {
     }
 
     /// The worker of hardware queue `hw_queue`.
-    pub(crate) fn worker(&self, hw_queue: u32) -> &KthreadWorker {
+    pub(crate) fn worker(&self, hw_queue: u32) -> &DrainWorker<HwQueue> {
         // There is one worker per hardware queue; blk-mq never hands out a
         // higher index, and the fallback keeps that an assumption, not a bug.
         match self.workers.get(hw_queue as usize) {

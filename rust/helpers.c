@@ -7,6 +7,7 @@
 #include <linux/compat.h>
 #include <linux/device.h>
 #include <linux/fs.h>
+#include <linux/llist.h>
 #include <linux/pagemap.h>
 #include <linux/sched.h>
 #include <linux/sched/mm.h>
@@ -213,6 +214,16 @@ struct blk_plug *rloop_current_plug_detach(void)
 void rloop_current_plug_attach(struct blk_plug *plug)
 {
 	current->plug = plug;
+}
+
+bool rloop_llist_add(struct llist_node *node, struct llist_head *head)
+{
+	return llist_add(node, head);
+}
+
+struct llist_node *rloop_llist_del_all(struct llist_head *head)
+{
+	return llist_del_all(head);
 }
 
 void rloop_device_attr_init(struct device_attribute *attr, const char *name,

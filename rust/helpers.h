@@ -16,6 +16,8 @@ struct file;
 struct gendisk;
 struct inode;
 struct kiocb;
+struct llist_head;
+struct llist_node;
 
 unsigned int rloop_memalloc_noio_save(void);
 void rloop_memalloc_noio_restore(unsigned int flags);
@@ -49,6 +51,9 @@ bool rloop_file_can_nowait(struct file *file);
 bool rloop_current_may_enter_fs(void);
 struct blk_plug *rloop_current_plug_detach(void);
 void rloop_current_plug_attach(struct blk_plug *plug);
+
+bool rloop_llist_add(struct llist_node *node, struct llist_head *head);
+struct llist_node *rloop_llist_del_all(struct llist_head *head);
 
 /*
  * A read-only device attribute whose show() is a Rust function. The layout

@@ -61,6 +61,13 @@ extern "C" {
     pub(crate) fn rloop_current_plug_detach() -> *mut bindings::blk_plug;
     pub(crate) fn rloop_current_plug_attach(plug: *mut bindings::blk_plug);
 
+    pub(crate) fn rloop_llist_add(
+        node: *mut bindings::llist_node,
+        head: *mut bindings::llist_head,
+    ) -> bool;
+    pub(crate) fn rloop_llist_del_all(head: *mut bindings::llist_head)
+        -> *mut bindings::llist_node;
+
     pub(crate) fn rloop_device_attr_init(
         attr: *mut bindings::device_attribute,
         name: *const c_char,

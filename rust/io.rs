@@ -5,14 +5,21 @@
 //! Driver logic: no `unsafe` here.
 //!
 //! ```text
-//!  queue_rq ──► worker (kthread "loopN") ──► read/write: kiocb ─► ->read_iter/->write_iter
-//!     │               │                                   │ direct: -EIOCBQUEUED, later ki_complete
-//!     │               │ flush/discard/zeroes: vfs calls   │ buffered: returns the result
-//!     │               ▼                                   ▼
-//!     │        result in the PDU ──────────► complete(), where the I/O ended: end or requeue
-//!     │                                                   ▲
-//!     └─ `nowait=1`: direct read/write with IOCB_NOWAIT ──┘ (-EAGAIN: to the worker)
+//!  queue_rq ──► hw queue's list ══ is_last / commit_rqs: kick ══► worker (kthread "loopN")
+//!     │                                                             │ drains the list, plugged
+//!     │               ┌─────────────────────────────────────────────┘
+//!     │               ├─► read/write: kiocb ─► ->read_iter/->write_iter
+//!     │               │      direct: -EIOCBQUEUED, later ki_complete; buffered: the result
+//!     │               └─► flush/discard/zeroes: vfs calls
+//!     │                                   ▼
+//!     │        result in the PDU ──► complete(), where the I/O ended: end or requeue
+//!     │                                   ▲
+//!     └─ `nowait=1`: direct read/write with IOCB_NOWAIT (-EAGAIN: to the list)
 //! ```
+//!
+//! Requests reach the worker in batches: `queue_rq` only adds to a
+//! lock-free list, and blk-mq's `is_last`/`commit_rqs` say when to wake
+//! the worker, which then submits the whole batch under one plug.
 //!
 //! Every request ends exactly once: it is owned by one `Request` token at a
 //! time, which `complete()` finally consumes. A token dropped by mistake
@@ -21,12 +28,12 @@
 use crate::{
     blk::{
         bvec::{BvecTable, Direction},
-        impl_request_field, BlockDevice, Disk, DiskAttributes, DiskOperations, Op, OpenMode,
-        Operations, Request, Status, SysfsOutput, WorkHandler,
+        impl_request_field, with_plug, BlockDevice, Disk, DiskAttributes, DiskOperations, Op,
+        OpenMode, Operations, Request, RequestList, RequestListNode, Status, SysfsOutput,
     },
     device::{IoTarget, LoopDevice, ATTR_NAMES},
     file_io::{falloc, BackingFile, FileIo, IoMode},
-    kthread::KthreadWork,
+    kthread::Drain,
     memalloc::LoopWorkerScope,
     status,
     submitter::SubmitterScope,
@@ -44,13 +51,12 @@ pub(crate) struct LoopOps;
 /// the request, so the I/O path allocates nothing.
 #[pin_data]
 pub(crate) struct LoopCmd {
-    #[pin]
-    work: KthreadWork,
+    node: RequestListNode,
     io: FileIo,
     bvecs: BvecTable,
 }
 
-impl_request_field!(LoopOps, LoopCmd, work: KthreadWork);
+impl_request_field!(LoopOps, LoopCmd, node: RequestListNode);
 impl_request_field!(LoopOps, LoopCmd, io: FileIo);
 impl_request_field!(LoopOps, LoopCmd, bvecs: BvecTable);
 
@@ -60,24 +66,32 @@ impl Operations for LoopOps {
 
     fn init_request_data() -> impl PinInit<LoopCmd, Error> {
         try_pin_init!(LoopCmd {
-            work <- KthreadWork::new::<Request<LoopOps>>(),
+            node: RequestListNode::new(),
             io: FileIo::new(),
             bvecs: BvecTable::new(),
         })
     }
 
-    fn queue_rq(dev: ArcBorrow<'_, LoopDevice>, rq: Request<Self>, _is_last: bool) {
+    fn queue_rq(dev: ArcBorrow<'_, LoopDevice>, rq: Request<Self>, is_last: bool) {
+        let worker = dev.worker(rq.hw_queue());
         let rq = match dev.nowait() {
             true => match submit_nowait(&dev, rq) {
                 Some(rq) => rq,
+                // Earlier requests of the batch may still wait for a kick.
+                None if is_last => return worker.kick(),
                 None => return,
             },
             false => rq,
         };
-        dev.worker(rq.hw_queue()).queue(rq);
+        worker.data().pending.push(rq);
+        if is_last {
+            worker.kick();
+        }
     }
 
-    fn commit_rqs(_dev: ArcBorrow<'_, LoopDevice>) {}
+    fn commit_rqs(dev: ArcBorrow<'_, LoopDevice>, hw_queue: u32) {
+        dev.worker(hw_queue).kick();
+    }
 
     /// `lo_complete_rq`.
     fn complete(rq: Request<Self>) {
@@ -90,7 +104,9 @@ impl Operations for LoopOps {
         match completion {
             status::Completion::Resubmit => {
                 let dev: Arc<LoopDevice> = rq.queue_data().into();
-                dev.worker(rq.hw_queue()).queue(rq);
+                let worker = dev.worker(rq.hw_queue());
+                worker.data().pending.push(rq);
+                worker.kick();
             }
             status::Completion::Done(errno) => rq.end(Status::from_errno(errno)),
             status::Completion::RetryRest(done) => rq.requeue_rest(done),
@@ -102,57 +118,78 @@ impl Operations for LoopOps {
     }
 }
 
-impl WorkHandler for LoopOps {
-    /// `loop_handle_cmd`, on the device's worker.
-    fn run(rq: Request<Self>) {
+/// A hardware queue's requests on their way to its worker.
+pub(crate) struct HwQueue {
+    pending: RequestList<LoopOps>,
+}
+
+impl HwQueue {
+    pub(crate) fn new() -> Self {
+        Self {
+            pending: RequestList::new(),
+        }
+    }
+}
+
+impl Drain for HwQueue {
+    /// `loop_process_work`: the requests queued so far, oldest first.
+    /// Those queued meanwhile come with a kick of their own, which runs
+    /// this again, after the worker has had a chance to reschedule.
+    fn drain(&self) {
         // No reclaim may recurse into the block layer from here: it could
         // wait for this very device.
         let _scope = LoopWorkerScope::enter();
-        let dev = rq.queue_data();
-        let Some(target) = dev.io_target().filter(|t| t.bound) else {
-            // Not bound (loop.c's queue_rq returns BLK_STS_IOERR).
-            rq.end(Status::ioerr());
-            return;
-        };
-        let op = rq.op();
-        if matches!(op, Op::Write | Op::Discard | Op::WriteZeroes) && target.read_only() {
-            finish_sync(rq, EIO.to_errno() as isize);
-            return;
+        // The backing device sees the batch's bios at once.
+        with_plug(|| self.pending.take_all().for_each(handle_request));
+    }
+}
+
+/// `loop_handle_cmd`, on the device's worker.
+fn handle_request(rq: Request<LoopOps>) {
+    let dev = rq.queue_data();
+    let Some(target) = dev.io_target().filter(|t| t.bound) else {
+        // Not bound (loop.c's queue_rq returns BLK_STS_IOERR).
+        rq.end(Status::ioerr());
+        return;
+    };
+    let op = rq.op();
+    if matches!(op, Op::Write | Op::Discard | Op::WriteZeroes) && target.read_only() {
+        finish_sync(rq, EIO.to_errno() as isize);
+        return;
+    }
+    if op == Op::Flush {
+        let file = BackingFile::from_file(target.file);
+        let ret = file.fsync().err().map_or(0, |e| e.to_errno() as isize);
+        return finish_sync(rq, ret);
+    }
+    // Flush requests have no position; every other one has.
+    let Some(pos) = file_position(&rq, &target) else {
+        return finish_sync(rq, EIO.to_errno() as isize);
+    };
+    match op {
+        Op::Read | Op::Write => {
+            let dir = direction(op);
+            let iter = match rq.bvec_iter(dir) {
+                Ok(iter) => iter,
+                Err(_) => return finish_sync(rq, EIO.to_errno() as isize),
+            };
+            let ioprio = rq.ioprio();
+            let mode = match target.direct_io() {
+                true => IoMode::Direct,
+                false => IoMode::Buffered,
+            };
+            FileIo::submit(rq, target.file, iter, dir, pos, mode, ioprio);
         }
-        if op == Op::Flush {
-            let file = BackingFile::from_file(target.file);
-            let ret = file.fsync().err().map_or(0, |e| e.to_errno() as isize);
-            return finish_sync(rq, ret);
+        Op::Discard | Op::WriteZeroes => {
+            let mode = if op == Op::WriteZeroes && rq.is_nounmap() {
+                falloc::ZERO_RANGE
+            } else {
+                falloc::PUNCH_HOLE
+            };
+            let ret = fallocate(&rq, target.file, mode, pos);
+            finish_sync(rq, ret);
         }
-        // Flush requests have no position; every other one has.
-        let Some(pos) = file_position(&rq, &target) else {
-            return finish_sync(rq, EIO.to_errno() as isize);
-        };
-        match op {
-            Op::Read | Op::Write => {
-                let dir = direction(op);
-                let iter = match rq.bvec_iter(dir) {
-                    Ok(iter) => iter,
-                    Err(_) => return finish_sync(rq, EIO.to_errno() as isize),
-                };
-                let ioprio = rq.ioprio();
-                let mode = match target.direct_io() {
-                    true => IoMode::Direct,
-                    false => IoMode::Buffered,
-                };
-                FileIo::submit(rq, target.file, iter, dir, pos, mode, ioprio);
-            }
-            Op::Discard | Op::WriteZeroes => {
-                let mode = if op == Op::WriteZeroes && rq.is_nounmap() {
-                    falloc::ZERO_RANGE
-                } else {
-                    falloc::PUNCH_HOLE
-                };
-                let ret = fallocate(&rq, target.file, mode, pos);
-                finish_sync(rq, ret);
-            }
-            Op::Flush | Op::Other(_) => finish_sync(rq, EIO.to_errno() as isize),
-        }
+        Op::Flush | Op::Other(_) => finish_sync(rq, EIO.to_errno() as isize),
     }
 }
 

@@ -5,9 +5,9 @@
 //! C header: [`include/linux/kthread.h`](srctree/include/linux/kthread.h)
 //!
 //! A [`KthreadWorker`] is one kernel thread that runs queued work items in
-//! order. Work items are [`KthreadWork`]s embedded in the objects they
-//! process; a [`RawKthreadWorkItem`] converts between an owning handle of
-//! such an object and its embedded work.
+//! order. A [`DrainWorker`] pairs one with a single work item and the data
+//! it drains: callers queue their input on the data, lock-free, and kick
+//! the worker once for many inputs.
 
 use core::ptr::NonNull;
 use kernel::{bindings, error::from_err_ptr, prelude::*, str::CStr, types::Opaque};
@@ -51,16 +51,6 @@ impl KthreadWorker {
         })
     }
 
-    /// Queues `item` to run on this worker. Returns `false`, and drops
-    /// nothing, only if the item's work was already queued, which the
-    /// ownership of `item` rules out.
-    pub(crate) fn queue<W: RawKthreadWorkItem>(&self, item: W) -> bool {
-        let work = item.into_work();
-        // SAFETY: `work` is an initialised work item whose owner was given
-        // up to it until `run` takes it back; the worker is valid.
-        unsafe { bindings::kthread_queue_work(self.worker.as_ptr(), work.as_ref().inner.get()) }
-    }
-
     /// Waits until all work queued so far has run.
     pub(crate) fn flush(&self) {
         // SAFETY: The worker is valid by the type invariant.
@@ -76,71 +66,91 @@ impl Drop for KthreadWorker {
     }
 }
 
-/// A work item for a [`KthreadWorker`], embedded in the object it
-/// processes.
+/// What a [`DrainWorker`] runs on its thread each time it is kicked.
+pub(crate) trait Drain: Send + Sync {
+    /// Processes what was queued on `self` before the kick.
+    fn drain(&self);
+}
+
+/// A kthread worker with one work item, which runs [`Drain::drain`] on
+/// `data` each time it is [kicked](DrainWorker::kick).
+///
+/// Kicks coalesce while the work is pending. A kick while it runs makes it
+/// run again afterwards, so input queued before a kick is always drained.
 ///
 /// # Invariants
 ///
-/// `inner` was initialised by `kthread_init_work()`'s equivalent, with a
-/// function that hands the work back to the `RawKthreadWorkItem` that
-/// queued it.
-#[repr(transparent)]
-pub(crate) struct KthreadWork {
-    inner: Opaque<bindings::kthread_work>,
+/// `work` was initialised with `run_drain::<D>` as its function and is
+/// queued only on `worker`. `worker` is declared first, so it is dropped
+/// first: destroying it runs any pending work, while `work` and `data`
+/// are still alive.
+#[pin_data]
+pub(crate) struct DrainWorker<D: Drain> {
+    worker: KthreadWorker,
+    #[pin]
+    work: Opaque<bindings::kthread_work>,
+    data: D,
 }
 
-// SAFETY: The work is only touched by the worker and its owner, in turn.
-unsafe impl Send for KthreadWork {}
-// SAFETY: See `Send`.
-unsafe impl Sync for KthreadWork {}
+// SAFETY: The work is touched only by `kthread_queue_work`, under the
+// worker's lock, and by the worker thread; `data` is `Send`.
+unsafe impl<D: Drain> Send for DrainWorker<D> {}
+// SAFETY: Kicking and flushing are safe from any thread; `data` is `Sync`.
+unsafe impl<D: Drain> Sync for DrainWorker<D> {}
 
-impl KthreadWork {
-    /// A work item that runs `W::run` for its owner.
-    pub(crate) fn new<W: RawKthreadWorkItem>() -> impl PinInit<Self> {
-        // SAFETY: The closure initialises `slot` fully and never fails.
-        unsafe {
-            pin_init::pin_init_from_closure(|slot: *mut Self| {
-                let work = Opaque::cast_into(slot.cast::<Opaque<bindings::kthread_work>>());
-                // `kthread_init_work()`: zero it, an empty list node, and
-                // the function.
-                work.write(pin_init::zeroed());
-                bindings::INIT_LIST_HEAD(&raw mut (*work).node);
-                (*work).func = Some(run_work::<W>);
-                Ok(())
-            })
-        }
+impl<D: Drain> DrainWorker<D> {
+    /// Starts a worker named `name` that drains `data`.
+    pub(crate) fn new<'a>(name: &'a CStr, data: D) -> impl PinInit<Self, Error> + 'a
+    where
+        D: 'a,
+    {
+        try_pin_init!(Self {
+            worker: KthreadWorker::new(name)?,
+            // SAFETY: `kthread_init_work()`: a zeroed work with an empty
+            // list node and its function. Fully initialised, never fails.
+            work <- unsafe {
+                pin_init::pin_init_from_closure(|slot: *mut Opaque<bindings::kthread_work>| {
+                    let work = Opaque::cast_into(slot);
+                    work.write(pin_init::zeroed());
+                    bindings::INIT_LIST_HEAD(&raw mut (*work).node);
+                    (*work).func = Some(run_drain::<D>);
+                    Ok::<(), core::convert::Infallible>(())
+                })
+            },
+            data,
+        })
+    }
+
+    /// The data this worker drains.
+    pub(crate) fn data(&self) -> &D {
+        &self.data
+    }
+
+    /// Makes the worker run [`Drain::drain`] soon, unless it is already
+    /// due to. Callable from any context, hard IRQ included.
+    pub(crate) fn kick(&self) {
+        // SAFETY: By the type invariants, `work` is initialised and queued
+        // only on `worker`, which is live while `self` is.
+        unsafe { bindings::kthread_queue_work(self.worker.worker.as_ptr(), self.work.get()) };
+    }
+
+    /// Waits until every kick so far has been drained.
+    pub(crate) fn flush(&self) {
+        self.worker.flush();
     }
 }
 
 /// # Safety
 ///
-/// Called by the worker thread for a work item queued by
-/// [`KthreadWorker::queue`] with an item of type `W`.
-unsafe extern "C" fn run_work<W: RawKthreadWorkItem>(work: *mut bindings::kthread_work) {
-    // SAFETY: `KthreadWork` is a transparent wrapper of the C work, which
-    // `queue` was given by `W::into_work`.
-    let item = unsafe { W::from_work(NonNull::new_unchecked(work.cast::<KthreadWork>())) };
-    item.run();
-}
-
-/// An owning handle to an object with an embedded [`KthreadWork`].
-///
-/// # Safety
-///
-/// `from_work` must return the handle that `into_work` gave up, for the
-/// work that `into_work` returned, and the work must have been initialised
-/// by [`KthreadWork::new::<Self>`].
-pub(crate) unsafe trait RawKthreadWorkItem: Send + Sized {
-    /// Gives up the handle, returning its work item.
-    fn into_work(self) -> NonNull<KthreadWork>;
-
-    /// Takes back the handle given up by `into_work`.
-    ///
-    /// # Safety
-    ///
-    /// `work` must come from `into_work`, once.
-    unsafe fn from_work(work: NonNull<KthreadWork>) -> Self;
-
-    /// Processes the item on the worker thread.
-    fn run(self);
+/// Called by the worker thread for the `work` of a [`DrainWorker<D>`].
+unsafe extern "C" fn run_drain<D: Drain>(work: *mut bindings::kthread_work) {
+    let offset = core::mem::offset_of!(DrainWorker<D>, work);
+    // SAFETY: `work` is the `work` field of a `DrainWorker<D>`, whose `data`
+    // outlives this call by the type invariant. Only `data` is borrowed: the
+    // worker itself may be in the middle of being destroyed.
+    let data = unsafe {
+        let this = work.cast::<u8>().sub(offset).cast::<DrainWorker<D>>();
+        &(*this).data
+    };
+    data.drain();
 }

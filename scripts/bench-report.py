@@ -173,7 +173,7 @@ def main():
     L.append(f"- VM: {env.get('cpus', '?')} vCPUs, {int(env.get('mem_kib', '0')) // 1024} MiB "
              f"(asked: {host.get('vm_memory', '?')}), QEMU TCG on a host with "
              f"{host.get('host_cpus', '?')} CPUs ({host.get('host_cpu', '?')}); "
-             f"{host.get('qemu', '')}")
+             f"{host.get('qemu', '')}; guest clocksource **{env.get('clocksource', '?')}**")
     L.append(f"- fio: {env.get('fio', '?')}, engine **{env.get('engine', '?')}**, direct=1 "
              f"on the device, time_based, {env.get('ramp', '?')} s ramp + "
              f"{env.get('runtime', '?')} s measured per run, **{env.get('runs', '?')} runs** "

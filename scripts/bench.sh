@@ -14,6 +14,9 @@
 #   BENCH_WORKLOADS regex over the workload names (see tests/bench/run.sh)
 #   BENCH_PROFILE   1 (default): perf profiles of rloop and loop.c on brd
 #   BENCH_CPUS, BENCH_MEMORY   the VM (default 4 vCPUs, 4G)
+#   BENCH_CLOCKSOURCE  the guest's clocksource (default tsc; "" leaves the
+#                   kernel's choice, hpet under TCG, whose reads QEMU
+#                   serialises across vCPUs)
 #   KDIR            not used: the bench kernel is always the cached one
 #
 # Output: results/bench/<UTC timestamp>/ with report.md and chart.png, and
@@ -40,6 +43,9 @@ main() {
 	export BENCH_PC_MIB=${BENCH_PC_MIB:-256}
 	cpus=${BENCH_CPUS:-4}
 	memory=${BENCH_MEMORY:-4G}
+	clocksource=${BENCH_CLOCKSOURCE-tsc}
+	append=()
+	[ -z "$clocksource" ] || append=(--append "clocksource=$clocksource tsc=reliable")
 	[ "$cpus" -ge 4 ] || progress "warning: BENCH_CPUS=$cpus; the issue asks for at least 4 vCPUs"
 	start=$SECONDS
 
@@ -104,7 +110,7 @@ main() {
 	monitor=$!
 	set +e
 	"$RLOOP_ROOT/scripts/vm.sh" --variant bench --cpus "$cpus" --memory "$memory" \
-		--drive "$img" --dmesg "$out/dmesg.txt" -- env "${guest_env[@]}" \
+		"${append[@]}" --drive "$img" --dmesg "$out/dmesg.txt" -- env "${guest_env[@]}" \
 		"$RLOOP_ROOT/tests/bench/run.sh" "$out" 2>&1 | tee "$out/vm.log"
 	rc=${PIPESTATUS[0]}
 	set -e

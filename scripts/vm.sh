@@ -12,6 +12,7 @@
 #                    (default: results/dmesg-vm.txt)
 #   --timeout SECS   kill the VM after SECS (RLOOP_VM_TIMEOUT, default 5400)
 #   --variant NAME   kernel variant (default: test)
+#   --append ARGS    more kernel command line (RLOOP_VM_APPEND); repeatable
 #   --drive FILE     attach FILE as a raw virtio-blk disk with cache=none
 #                    (host O_DIRECT); repeatable. The Nth one (from 0) has
 #                    the serial rloop-vdN: in the guest, the vd* disk whose
@@ -35,6 +36,7 @@ results=$RLOOP_ROOT/results
 dmesg_file=$results/dmesg-vm.txt
 shell=
 drives=()
+append=${RLOOP_VM_APPEND:-}
 while [ $# -gt 0 ]; do
 	case $1 in
 	--cpus) cpus=$2; shift 2 ;;
@@ -42,6 +44,7 @@ while [ $# -gt 0 ]; do
 	--dmesg) dmesg_file=$2; shift 2 ;;
 	--timeout) timeout_s=$2; shift 2 ;;
 	--variant) variant=$2; shift 2 ;;
+	--append) append+=" $2"; shift 2 ;;
 	--drive) [ -f "$2" ] || die "no drive image $2"; drives+=("$(realpath "$2")"); shift 2 ;;
 	--shell) shell=1; shift ;;
 	--) shift; break ;;
@@ -94,7 +97,7 @@ vng=(
 	"$VENV/bin/vng" --run "$kdir" --disable-kvm --force-9p
 	--cpus "$cpus" --memory "$memory"
 	--rwdir "$results" --cwd "$RLOOP_ROOT"
-	--append "log_buf_len=16M"
+	--append "log_buf_len=16M${append:+ $append}"
 )
 # vng pastes --qemu-opts into a shell command line: quote the value, and
 # bind it with = so that argparse does not take -drive for an option.

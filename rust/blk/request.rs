@@ -6,7 +6,6 @@
 
 use super::tag_set::Operations;
 use crate::file_io::{FileIo, IoOwner};
-use crate::kthread::{KthreadWork, RawKthreadWorkItem};
 use core::{marker::PhantomData, mem::ManuallyDrop, ptr::NonNull};
 use kernel::{bindings, prelude::*, types::ForeignOwnable};
 
@@ -286,31 +285,6 @@ macro_rules! impl_request_field {
     };
 }
 pub(crate) use impl_request_field;
-
-/// Processing of requests queued to a kthread worker.
-pub(crate) trait WorkHandler: Operations + RequestField<KthreadWork> {
-    /// Runs on the worker for each queued request.
-    fn run(rq: Request<Self>);
-}
-
-// SAFETY: `into_work` and `from_work` convert between a request token and
-// the work embedded in its data, one to one.
-unsafe impl<T: WorkHandler> RawKthreadWorkItem for Request<T> {
-    fn into_work(self) -> NonNull<KthreadWork> {
-        let work = self.field::<KthreadWork>();
-        let _ = self.into_raw();
-        work
-    }
-
-    unsafe fn from_work(work: NonNull<KthreadWork>) -> Self {
-        // SAFETY: `work` came from `into_work`, whose token it stands for.
-        unsafe { Self::from_field(work) }
-    }
-
-    fn run(self) {
-        T::run(self)
-    }
-}
 
 // SAFETY: `into_file_io` and `from_file_io` convert between a request token
 // and the `FileIo` embedded in its data, one to one, and the request's pages,

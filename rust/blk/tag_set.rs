@@ -49,8 +49,9 @@ pub(crate) trait Operations: Sized + 'static {
         is_last: bool,
     );
 
-    /// Kicks off requests queued with `is_last == false`.
-    fn commit_rqs(queue_data: <Self::QueueData as ForeignOwnable>::Borrowed<'_>);
+    /// Kicks off the requests of hardware queue `hw_queue` that were queued
+    /// with `is_last == false`: blk-mq found it had no more for now.
+    fn commit_rqs(queue_data: <Self::QueueData as ForeignOwnable>::Borrowed<'_>, hw_queue: u32);
 
     /// Ends a request whose work is done, from [`Request::complete`], in
     /// any context including hard IRQ: it must not sleep.
@@ -155,8 +156,13 @@ impl<T: Operations> OperationsVTable<T> {
     /// Called by blk-mq with a live `hctx`, as for `queue_rq_callback`.
     unsafe extern "C" fn commit_rqs_callback(hctx: *mut bindings::blk_mq_hw_ctx) {
         // SAFETY: As in `queue_rq_callback`.
-        let queue_data = unsafe { T::QueueData::borrow((*(*hctx).queue).queuedata) };
-        T::commit_rqs(queue_data);
+        let (queue_data, hw_queue) = unsafe {
+            (
+                T::QueueData::borrow((*(*hctx).queue).queuedata),
+                (*hctx).queue_num,
+            )
+        };
+        T::commit_rqs(queue_data, hw_queue);
     }
 
     /// # Safety

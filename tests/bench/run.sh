@@ -140,6 +140,7 @@ hz=$(getconf CLK_TCK)
 	echo "cpus=$(nproc)"
 	echo "mem_kib=$(awk '$1 == "MemTotal:" { print $2 }' /proc/meminfo)"
 	echo "clk_tck=$hz"
+	echo "clocksource=$(cat /sys/devices/system/clocksource/clocksource0/current_clocksource)"
 	echo "engine=$engine"
 	echo "fio=$(fio --version)"
 	echo "runtime=$runtime"
