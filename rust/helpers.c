@@ -175,11 +175,10 @@ bool rloop_file_can_nowait(struct file *file)
 
 /*
  * Whether the current task may call into a file system on behalf of a loop
- * request without a context switch: it holds no journal handle, is not
- * inside another submit_bio() (whose recursion list would defer, or whose
- * stack would stack up under, the backing file system's I/O), is not in
+ * request without a context switch: it holds no journal handle, is not in
  * reclaim or in a NOFS/NOIO section (signs of file system or block layer
- * locks held), and has at least half its stack left.
+ * locks held), and has at least half its stack left, so that a chain of
+ * loop devices, each checking this, stops recursing at half the stack.
  */
 bool rloop_current_may_enter_fs(void)
 {
@@ -188,13 +187,32 @@ bool rloop_current_may_enter_fs(void)
 
 	if (IS_ENABLED(CONFIG_STACK_GROWSUP))
 		return false;
-	if (current->journal_info || current->bio_list)
+	if (current->journal_info)
 		return false;
 	if (current->flags & (PF_MEMALLOC | PF_MEMALLOC_NOFS |
 			      PF_MEMALLOC_NOIO | PF_LOCAL_THROTTLE |
 			      PF_KSWAPD))
 		return false;
 	return sp - base > THREAD_SIZE / 2;
+}
+
+/*
+ * Inside submit_bio(), bios submitted meanwhile wait on current->bio_list
+ * until the outer submission returns. A backing file system that waited
+ * for one of its own would wait for ever: set the list aside, so its bios
+ * are issued at once.
+ */
+struct bio_list *rloop_current_bio_list_detach(void)
+{
+	struct bio_list *bio_list = current->bio_list;
+
+	current->bio_list = NULL;
+	return bio_list;
+}
+
+void rloop_current_bio_list_attach(struct bio_list *bio_list)
+{
+	current->bio_list = bio_list;
 }
 
 /*

@@ -10,6 +10,7 @@
 
 #include <linux/types.h>
 
+struct bio_list;
 struct block_device;
 struct device_attribute;
 struct file;
@@ -49,6 +50,8 @@ void rloop_kiocb_end_write(struct kiocb *iocb);
 bool rloop_file_can_nowait(struct file *file);
 
 bool rloop_current_may_enter_fs(void);
+struct bio_list *rloop_current_bio_list_detach(void);
+void rloop_current_bio_list_attach(struct bio_list *bio_list);
 struct blk_plug *rloop_current_plug_detach(void);
 void rloop_current_plug_attach(struct blk_plug *plug);
 

@@ -58,6 +58,8 @@ extern "C" {
     pub(crate) fn rloop_file_can_nowait(file: *mut bindings::file) -> bool;
 
     pub(crate) fn rloop_current_may_enter_fs() -> bool;
+    pub(crate) fn rloop_current_bio_list_detach() -> *mut bindings::bio_list;
+    pub(crate) fn rloop_current_bio_list_attach(bio_list: *mut bindings::bio_list);
     pub(crate) fn rloop_current_plug_detach() -> *mut bindings::blk_plug;
     pub(crate) fn rloop_current_plug_attach(plug: *mut bindings::blk_plug);
 

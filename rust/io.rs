@@ -33,7 +33,7 @@ use crate::{
     },
     device::{IoTarget, LoopDevice, ATTR_NAMES},
     file_io::{falloc, BackingFile, FileIo, IoMode},
-    kthread::Drain,
+    kthread::{Drain, DrainWorker},
     memalloc::LoopWorkerScope,
     status,
     submitter::SubmitterScope,
@@ -75,22 +75,19 @@ impl Operations for LoopOps {
     fn queue_rq(dev: ArcBorrow<'_, LoopDevice>, rq: Request<Self>, is_last: bool) {
         let worker = dev.worker(rq.hw_queue());
         let rq = match dev.nowait() {
-            true => match submit_nowait(&dev, rq) {
-                Some(rq) => rq,
-                // Earlier requests of the batch may still wait for a kick.
-                None if is_last => return worker.kick(),
-                None => return,
-            },
-            false => rq,
+            true => submit_nowait(&dev, rq),
+            false => Some(rq),
         };
-        worker.data().pending.push(rq);
+        if let Some(rq) = rq {
+            worker.data().pending.push(rq);
+        }
         if is_last {
-            worker.kick();
+            kick_if_pending(worker);
         }
     }
 
     fn commit_rqs(dev: ArcBorrow<'_, LoopDevice>, hw_queue: u32) {
-        dev.worker(hw_queue).kick();
+        kick_if_pending(dev.worker(hw_queue));
     }
 
     /// `lo_complete_rq`.
@@ -141,6 +138,15 @@ impl Drain for HwQueue {
         let _scope = LoopWorkerScope::enter();
         // The backing device sees the batch's bios at once.
         with_plug(|| self.pending.take_all().for_each(handle_request));
+    }
+}
+
+/// Wakes the worker for what its queue holds: requests queued earlier in
+/// a batch, even if the last one took the NOWAIT path. An empty queue
+/// needs no wake-up; whoever adds to it next kicks.
+fn kick_if_pending(worker: &DrainWorker<HwQueue>) {
+    if !worker.data().pending.is_empty() {
+        worker.kick();
     }
 }
 

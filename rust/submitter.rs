@@ -7,13 +7,13 @@
 //!
 //! blk-mq runs `queue_rq` in whatever task flushed a plug or issued a bio:
 //! a user task, but also a file system's journal or writeback thread, direct
-//! reclaim, or another block driver's `submit_bio()`. A loop driver that
-//! calls into its backing file system there inherits that task's state.
-//! loop.c's NOWAIT series, reverted for 6.19, hit a jbd2 BUG from an
-//! inherited journal handle, stack overflows, a lockdep report between
-//! reclaim and the queue's SRCU, and a plug list that grew while blk-mq
-//! dispatched it. [`SubmitterScope`] admits only a task with none of that
-//! state, and guards against the rest while it lasts.
+//! reclaim, or `submit_bio()`, its own or another block driver's. A loop
+//! driver that calls into its backing file system there inherits that
+//! task's state. loop.c's NOWAIT series, reverted for 6.19, hit a jbd2 BUG
+//! from an inherited journal handle, stack overflows, a lockdep report
+//! between reclaim and the queue's SRCU, and a plug list that grew while
+//! blk-mq dispatched it. [`SubmitterScope`] admits only a task with none of
+//! that state, and guards against the rest while it lasts.
 
 use crate::{helpers_ffi as ffi, memalloc::NoIoScope};
 use core::marker::PhantomData;
@@ -23,25 +23,30 @@ use kernel::bindings;
 ///
 /// While it lasts, allocations do no I/O for reclaim (so none recurses into
 /// the block layer, and reclaim's lockdep map is not taken under the
-/// queue's SRCU), and the task's plug is set aside, so the backing file
-/// system's bios are issued rather than added to a plug being flushed.
+/// queue's SRCU), and the task's plug and `submit_bio()` list are set
+/// aside, so the backing file system's bios are issued at once rather than
+/// added to a plug being flushed, or deferred until the outer
+/// `submit_bio()` returns, which a file system waiting for them would
+/// never see.
 ///
 /// # Invariants
 ///
-/// `plug` is what `current->plug` held when the scope was entered; the
-/// task's plug is null until the scope ends on the same task (the type is
-/// not `Send`).
+/// `plug` and `bio_list` are what `current->plug` and `current->bio_list`
+/// held when the scope was entered; the task's plug is null until the
+/// scope ends on the same task (the type is not `Send`), and its bio list
+/// is null whenever no `submit_bio()` entered during the scope is running.
 pub(crate) struct SubmitterScope {
     plug: *mut bindings::blk_plug,
+    bio_list: *mut bindings::bio_list,
     _noio: NoIoScope,
     _not_send: PhantomData<*mut ()>,
 }
 
 impl SubmitterScope {
     /// Enters the scope if the current task holds no journal handle, is not
-    /// inside another `submit_bio()`, in reclaim, or in a no-FS or no-I/O
-    /// section, and has at least half its stack left. Otherwise the caller
-    /// must hand the work to a thread of its own.
+    /// in reclaim, or in a no-FS or no-I/O section, and has at least half
+    /// its stack left. Otherwise the caller must hand the work to a thread
+    /// of its own.
     pub(crate) fn try_enter() -> Option<Self> {
         // SAFETY: Reads fields of `current` and its stack pointer only.
         if !unsafe { ffi::rloop_current_may_enter_fs() } {
@@ -50,9 +55,12 @@ impl SubmitterScope {
         let noio = NoIoScope::enter();
         // SAFETY: Only `current` is changed; `drop` restores the plug.
         let plug = unsafe { ffi::rloop_current_plug_detach() };
-        // INVARIANT: The plug was saved and cleared just above.
+        // SAFETY: As for the plug.
+        let bio_list = unsafe { ffi::rloop_current_bio_list_detach() };
+        // INVARIANT: The plug and the list were saved and cleared above.
         Some(Self {
             plug,
+            bio_list,
             _noio: noio,
             _not_send: PhantomData,
         })
@@ -61,8 +69,12 @@ impl SubmitterScope {
 
 impl Drop for SubmitterScope {
     fn drop(&mut self) {
-        // SAFETY: By the type invariant, this is the plug the task had on
-        // entry, and the task is the one that entered.
-        unsafe { ffi::rloop_current_plug_attach(self.plug) };
+        // SAFETY: By the type invariant, these are the list and the plug
+        // the task had on entry, and the task is the one that entered; no
+        // `submit_bio()` begun in the scope is still running.
+        unsafe {
+            ffi::rloop_current_bio_list_attach(self.bio_list);
+            ffi::rloop_current_plug_attach(self.plug);
+        }
     }
 }

@@ -78,6 +78,14 @@ impl<T: Operations + RequestField<RequestListNode>> RequestList<T> {
         unsafe { ffi::rloop_llist_add(node.as_ref().inner.get(), self.head.get()) }
     }
 
+    /// Whether the list is empty (`llist_empty()`). Another context may add
+    /// to it at any time.
+    pub(crate) fn is_empty(&self) -> bool {
+        // SAFETY: `head` is valid; `first` is read once, atomically, as
+        // `llist_empty()` does with `READ_ONCE()`.
+        unsafe { core::ptr::read_volatile(&raw const (*self.head.get()).first).is_null() }
+    }
+
     /// Takes every request on the list, oldest first.
     pub(crate) fn take_all(&self) -> RequestBatch<T> {
         // SAFETY: `head` is valid; `llist_del_all` detaches all nodes at

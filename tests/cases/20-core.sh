@@ -120,12 +120,18 @@ case_nowait_fast_path() {
 	losetup --direct-io=on /dev/loop0 "$FSDIR/full"
 	losetup --direct-io=on /dev/loop1 "$FSDIR/sparse"
 	losetup --direct-io=off /dev/loop2 "$FSDIR/sparse"
-	local before after ios=4096 buffered runs="" least=-1 run cpu
+	local before after ios=4096 buffered runs="" most=0 run cpu
 	# The same reads on the direct device, three times (io_uring one SQE
 	# at a time and in batches of 16, libaio in batches of 16), and on the
-	# buffered one,
-	# whose worker does every read. The fast path must spare the direct
-	# device's worker; each run's figure is printed.
+	# buffered one, whose worker does every read. The fast path must spare
+	# the direct device's worker in every mode:
+	# - a single I/O is issued inside submit_bio() (current->bio_list set),
+	#   which the fast path sets aside;
+	# - a batch is plugged (io_uring plugs more than 2 SQEs, io_submit more
+	#   than 2 iocbs), and blk-mq calls queue_rq from the plug flush. fio
+	#   reaps iodepth_batch_complete_max completions before it refills the
+	#   queue, which defaults to iodepth_batch_complete_min (1): without the
+	#   maximum, only the first fill would be a batch.
 	read_job() {
 		fio --name=r --filename="$1" --ioengine=io_uring --direct=1 --iodepth=16 \
 			--rw=randread --bs=4k --number_ios=$ios --size=64M "${@:3}" \
@@ -138,27 +144,26 @@ case_nowait_fast_path() {
 		case $run in
 		io_uring) read_job /dev/loop0 $run ;;
 		io_uring-batched)
-			read_job /dev/loop0 $run --iodepth_batch_submit=16 --iodepth_batch_complete_min=1 ;;
+			read_job /dev/loop0 $run --iodepth_batch_submit=16 --iodepth_batch_complete_min=1 \
+				--iodepth_batch_complete_max=16 ;;
 		libaio-batched)
 			read_job /dev/loop0 $run --ioengine=libaio --iodepth_batch_submit=16 \
-				--iodepth_batch_complete_min=1 ;;
+				--iodepth_batch_complete_min=1 --iodepth_batch_complete_max=16 ;;
 		esac
 		after=$(worker_cpu_ns loop0)
 		cpu=$((after - before))
 		runs+=" $run=$((cpu / 1000))us"
-		[ "$least" -ge 0 ] && [ "$least" -le "$cpu" ] || least=$cpu
+		[ "$cpu" -le "$most" ] || most=$cpu
 	done
 	before=$(worker_cpu_ns loop2)
 	read_job /dev/loop2 buffered
 	after=$(worker_cpu_ns loop2)
 	buffered=$((after - before))
-	# Recorded, not asserted: in the test VM every run has gone to the
-	# worker so far (see Documentation/design/request-lifecycle.rst).
 	echo "$ios reads, worker CPU: direct device:$runs; buffered device: $((buffered / 1000))us"
 	[ "$buffered" -ge 1000000 ] || fail "the buffered device's worker did not serve its reads"
-	if [ $((least * 4)) -lt "$buffered" ]; then
-		echo "a run of direct reads bypassed the worker"
-	fi
+	# CPU time, not speed: a worker that serves the reads spends about what
+	# the buffered device's does; one that is bypassed, next to nothing.
+	[ $((most * 4)) -lt "$buffered" ] || fail "direct reads went through the worker"
 	# Overwrites verify, also on the fast path.
 	fio --name=w --filename=/dev/loop0 --ioengine=io_uring --direct=1 --iodepth=16 \
 		--rw=randwrite --bsrange=4k-128k --size=32M --verify=crc32c --verify_state_save=0 --verify_fatal=1 \
