@@ -24,7 +24,9 @@ pub(crate) use gen_disk::{
 pub(crate) use major::{BlockMajor, Probe};
 pub(crate) use request::{impl_request_field, Op, Request, RequestField, Status};
 pub(crate) use request_list::{with_plug, RequestList, RequestListNode};
-pub(crate) use sysfs::{AttributeGroup, DiskAttributes, GroupRegistration, SysfsOutput};
+pub(crate) use sysfs::{
+    AttributeGroup, AttributeSpec, DiskAttributes, GroupRegistration, SysfsOutput,
+};
 pub(crate) use tag_set::{Operations, TagSet};
 
 /// Log2 of the 512-byte sector unit of the block layer.

@@ -18,12 +18,15 @@
 //! `lo_lock`), a spinlock that the I/O path and sysfs read.
 
 use crate::{
-    blk::{features, BlockDevice, Disk, GroupRegistration, Limits, OpenMode, SysfsOutput},
+    blk::{
+        features, AttributeSpec, BlockDevice, Disk, GroupRegistration, Limits, OpenMode,
+        SysfsOutput,
+    },
     capability::capable_sys_admin,
     control::Driver,
     dio::{self, DioInputs},
     file_io::BackingFile,
-    geometry,
+    geometry, hw_queues,
     io::{HwQueue, LoopOps},
     kthread::DrainWorker,
     module_ref::ModuleRef,
@@ -34,7 +37,8 @@ use kernel::{
     fs::File,
     new_mutex, new_spinlock,
     prelude::*,
-    sync::{aref::ARef, Arc, Mutex, SpinLock},
+    str::{parse_int::ParseInt, BStr},
+    sync::{aref::ARef, Arc, Mutex, SetOnce, SpinLock},
     uaccess::{UserPtr, UserSlice},
 };
 
@@ -109,22 +113,44 @@ pub(crate) struct LoopDevice {
     config: Mutex<Config>,
     #[pin]
     io: SpinLock<Option<IoTarget>>,
-    /// One worker per hardware queue.
-    workers: KVec<Pin<KBox<DrainWorker<HwQueue>>>>,
+    /// The worker of hardware queue 0, loop.c's only one.
+    first_worker: WorkerBox,
+    /// The workers of queues 1 and up, each started when the device first
+    /// has that queue and kept until the device goes: a worker whose queue
+    /// is gone just sleeps.
+    more_workers: KVec<SetOnce<WorkerBox>>,
     /// The NOWAIT fast path is enabled (`nowait=1` when created).
     nowait: bool,
     driver: Arc<Driver>,
 }
 
-/// The sysfs attributes of `/sys/block/loopN/loop/`, in loop.c's order.
-pub(crate) const ATTR_NAMES: &[&CStr] = &[
-    c"backing_file",
-    c"offset",
-    c"sizelimit",
-    c"autoclear",
-    c"partscan",
-    c"dio",
+/// A hardware queue's worker, which must not move.
+type WorkerBox = Pin<KBox<DrainWorker<HwQueue>>>;
+
+/// The sysfs attributes of `/sys/block/loopN/loop/`: loop.c's, in its
+/// order, then rloop's own.
+pub(crate) const ATTRS: &[AttributeSpec] = &[
+    read_only(c"backing_file"),
+    read_only(c"offset"),
+    read_only(c"sizelimit"),
+    read_only(c"autoclear"),
+    read_only(c"partscan"),
+    read_only(c"dio"),
+    AttributeSpec {
+        name: c"nr_hw_queues",
+        writable: true,
+    },
 ];
+
+/// Index of `nr_hw_queues` in [`ATTRS`].
+const ATTR_NR_HW_QUEUES: usize = 6;
+
+const fn read_only(name: &'static CStr) -> AttributeSpec {
+    AttributeSpec {
+        name,
+        writable: false,
+    }
+}
 
 impl LoopDevice {
     /// A new, unbound device `index`, with a worker for each of its
@@ -135,17 +161,14 @@ impl LoopDevice {
         nowait: bool,
         driver: Arc<Driver>,
     ) -> Result<Arc<Self>> {
-        let mut workers = KVec::with_capacity(nr_hw_queues as usize, GFP_KERNEL)?;
-        for queue in 0..nr_hw_queues {
-            // The first keeps loop.c's name, which tools may look for.
-            let name = if queue == 0 {
-                kernel::str::CString::try_from_fmt(fmt!("loop{index}"))?
-            } else {
-                kernel::str::CString::try_from_fmt(fmt!("loop{index}.{queue}"))?
-            };
-            let worker = KBox::try_pin_init(DrainWorker::new(&name, HwQueue::new()), GFP_KERNEL)?;
-            workers.push(worker, GFP_KERNEL)?;
+        let first_worker = new_worker(index, 0)?;
+        // Room for as many queues as the sysfs attribute may ask for.
+        let max = hw_queues::hw_queue_count(0, kernel::cpu::nr_cpu_ids()).unwrap_or(1);
+        let mut more_workers = KVec::with_capacity(max as usize - 1, GFP_KERNEL)?;
+        for _ in 1..max {
+            more_workers.push(SetOnce::new(), GFP_KERNEL)?;
         }
+        start_workers(index, &more_workers, nr_hw_queues)?;
         Arc::pin_init(
             try_pin_init!(Self {
                 index,
@@ -156,7 +179,8 @@ impl LoopDevice {
                     dio_refusal_logged: false,
                 }),
                 io <- new_spinlock!(None),
-                workers,
+                first_worker,
+                more_workers,
                 nowait,
                 driver,
             }),
@@ -166,12 +190,22 @@ impl LoopDevice {
 
     /// The worker of hardware queue `hw_queue`.
     pub(crate) fn worker(&self, hw_queue: u32) -> &DrainWorker<HwQueue> {
-        // There is one worker per hardware queue; blk-mq never hands out a
-        // higher index, and the fallback keeps that an assumption, not a bug.
-        match self.workers.get(hw_queue as usize) {
+        // Every queue's worker is started before blk-mq has the queue; the
+        // fallback keeps that an assumption, not a bug.
+        match hw_queue
+            .checked_sub(1)
+            .and_then(|i| self.more_workers.get(i as usize))
+            .and_then(SetOnce::as_ref)
+        {
             Some(worker) => worker,
-            None => &self.workers[0],
+            None => &self.first_worker,
         }
+    }
+
+    /// Every worker started so far.
+    fn workers(&self) -> impl Iterator<Item = &DrainWorker<HwQueue>> {
+        let more = self.more_workers.iter().filter_map(SetOnce::as_ref);
+        Iterator::chain(core::iter::once(&self.first_worker), more).map(|w| &**w)
     }
 
     /// Whether `queue_rq` may try direct I/O itself, with `IOCB_NOWAIT`.
@@ -276,7 +310,7 @@ impl LoopDevice {
             );
         }
         // Nothing queued earlier may still hold the old file.
-        for worker in self.workers.iter() {
+        for worker in self.workers() {
             worker.flush();
         }
         {
@@ -796,8 +830,16 @@ impl LoopDevice {
 
     // ---- sysfs --------------------------------------------------------
 
-    /// Shows attribute `index` of [`ATTR_NAMES`], in loop.c's formats.
-    pub(crate) fn show_attr(&self, index: usize, out: &mut SysfsOutput<'_>) -> Result {
+    /// Shows attribute `index` of [`ATTRS`], in loop.c's formats.
+    pub(crate) fn show_attr(
+        &self,
+        disk: &Disk<LoopOps>,
+        index: usize,
+        out: &mut SysfsOutput<'_>,
+    ) -> Result {
+        if index == ATTR_NR_HW_QUEUES {
+            return writeln!(out, "{}", disk.nr_hw_queues()).map_err(|_| EINVAL);
+        }
         // Only the spinlock: sysfs removal waits for readers while the
         // config lock is held.
         let target = self.io_target().ok_or(ENXIO)?;
@@ -818,6 +860,46 @@ impl LoopDevice {
         }
         .map_err(|_| EINVAL)
     }
+
+    /// Takes a write to attribute `index` of [`ATTRS`]: a new number of
+    /// hardware queues, as for the `nr_hw_queues` module parameter. The
+    /// queue is frozen for the change, which so waits for the I/O in
+    /// flight. No device lock is needed: blk-mq serialises the updates,
+    /// and unbinding removes this file only after its writers are done.
+    pub(crate) fn store_attr(&self, disk: &Disk<LoopOps>, index: usize, input: &[u8]) -> Result {
+        if index != ATTR_NR_HW_QUEUES {
+            return Err(EACCES);
+        }
+        let text = input.strip_suffix(b"\n").unwrap_or(input);
+        let requested = u32::from_str(BStr::from_bytes(text))?;
+        let nr = hw_queues::hw_queue_count(requested, kernel::cpu::nr_cpu_ids()).ok_or(EINVAL)?;
+        start_workers(self.index, &self.more_workers, nr)?;
+        disk.set_nr_hw_queues(nr);
+        Ok(())
+    }
+}
+
+/// A worker for hardware queue `queue` of device `index`.
+fn new_worker(index: u32, queue: u32) -> Result<WorkerBox> {
+    // The first keeps loop.c's name, which tools may look for.
+    let name = match queue {
+        0 => kernel::str::CString::try_from_fmt(fmt!("loop{index}"))?,
+        _ => kernel::str::CString::try_from_fmt(fmt!("loop{index}.{queue}"))?,
+    };
+    KBox::try_pin_init(DrainWorker::new(&name, HwQueue::new()), GFP_KERNEL)
+}
+
+/// Starts the workers that the first `nr` hardware queues of device
+/// `index` lack. `more` holds the workers of queues 1 and up.
+fn start_workers(index: u32, more: &[SetOnce<WorkerBox>], nr: u32) -> Result {
+    for (queue, slot) in (1..nr).zip(more) {
+        if slot.as_ref().is_none() {
+            // A concurrent writer may fill the slot first; its worker
+            // serves the queue, and this one stops again.
+            slot.populate(new_worker(index, queue)?);
+        }
+    }
+    Ok(())
 }
 
 /// `PATH_MAX`: the buffer `file_path()` writes the backing file's path to.

@@ -177,8 +177,9 @@ bool rloop_file_can_nowait(struct file *file)
  * Whether the current task may call into a file system on behalf of a loop
  * request without a context switch: it holds no journal handle, is not in
  * reclaim or in a NOFS/NOIO section (signs of file system or block layer
- * locks held), and has at least half its stack left, so that a chain of
- * loop devices, each checking this, stops recursing at half the stack.
+ * locks held), has no bios parked on its bio_list, and has at least half
+ * its stack left for the backing file system and the block stack below.
+ * A loop device stacked on this one refuses: the fast path runs NOIO.
  */
 bool rloop_current_may_enter_fs(void)
 {
@@ -192,6 +193,15 @@ bool rloop_current_may_enter_fs(void)
 	if (current->flags & (PF_MEMALLOC | PF_MEMALLOC_NOFS |
 			      PF_MEMALLOC_NOIO | PF_LOCAL_THROTTLE |
 			      PF_KSWAPD))
+		return false;
+	/*
+	 * Parked bios wait for this task. With them set aside, a bio
+	 * allocation below could wait in its mempool for them, as
+	 * bio_alloc_bioset() punts to the rescuer only the bios it sees.
+	 */
+	if (current->bio_list &&
+	    (!bio_list_empty(&current->bio_list[0]) ||
+	     !bio_list_empty(&current->bio_list[1])))
 		return false;
 	return sp - base > THREAD_SIZE / 2;
 }
@@ -212,6 +222,7 @@ struct bio_list *rloop_current_bio_list_detach(void)
 
 void rloop_current_bio_list_attach(struct bio_list *bio_list)
 {
+	WARN_ON_ONCE(current->bio_list);
 	current->bio_list = bio_list;
 }
 
@@ -231,6 +242,7 @@ struct blk_plug *rloop_current_plug_detach(void)
 
 void rloop_current_plug_attach(struct blk_plug *plug)
 {
+	WARN_ON_ONCE(current->plug);
 	current->plug = plug;
 }
 
@@ -244,14 +256,34 @@ struct llist_node *rloop_llist_del_all(struct llist_head *head)
 	return llist_del_all(head);
 }
 
+bool rloop_llist_empty(const struct llist_head *head)
+{
+	return llist_empty(head);
+}
+
+void rloop_queue_usage_get(struct request_queue *q)
+{
+	percpu_ref_get(&q->q_usage_counter);
+}
+
+/* blk_queue_exit(), which block/blk.h keeps from drivers. IRQ safe. */
+void rloop_queue_usage_put(struct request_queue *q)
+{
+	percpu_ref_put(&q->q_usage_counter);
+}
+
 void rloop_device_attr_init(struct device_attribute *attr, const char *name,
 			    ssize_t (*show)(struct device *dev,
 					    struct device_attribute *attr,
-					    char *buf))
+					    char *buf),
+			    ssize_t (*store)(struct device *dev,
+					     struct device_attribute *attr,
+					     const char *buf, size_t count))
 {
 	memset(attr, 0, sizeof(*attr));
 	sysfs_attr_init(&attr->attr);
 	attr->attr.name = name;
-	attr->attr.mode = 0444;
+	attr->attr.mode = store ? 0644 : 0444;
 	attr->show = show;
+	attr->store = store;
 }

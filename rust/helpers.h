@@ -57,14 +57,22 @@ void rloop_current_plug_attach(struct blk_plug *plug);
 
 bool rloop_llist_add(struct llist_node *node, struct llist_head *head);
 struct llist_node *rloop_llist_del_all(struct llist_head *head);
+bool rloop_llist_empty(const struct llist_head *head);
+
+void rloop_queue_usage_get(struct request_queue *q);
+void rloop_queue_usage_put(struct request_queue *q);
 
 /*
- * A read-only device attribute whose show() is a Rust function. The layout
- * of struct device_attribute depends on CONFIG_CFI, so C fills it in.
+ * A device attribute whose show() and store() are Rust functions; without
+ * store() it is read-only. The layout of struct device_attribute depends
+ * on CONFIG_CFI, so C fills it in.
  */
 void rloop_device_attr_init(struct device_attribute *attr, const char *name,
 			    ssize_t (*show)(struct device *dev,
 					    struct device_attribute *attr,
-					    char *buf));
+					    char *buf),
+			    ssize_t (*store)(struct device *dev,
+					     struct device_attribute *attr,
+					     const char *buf, size_t count));
 
 #endif /* RLOOP_HELPERS_H */

@@ -24,6 +24,14 @@ pub(crate) type DeviceAttrShow = unsafe extern "C" fn(
     buf: *mut c_char,
 ) -> isize;
 
+/// The `store()` callback of a device attribute.
+pub(crate) type DeviceAttrStore = unsafe extern "C" fn(
+    dev: *mut bindings::device,
+    attr: *mut bindings::device_attribute,
+    buf: *const c_char,
+    count: usize,
+) -> isize;
+
 // Pointers to bindgen structures are FFI-safe whatever those structures
 // hold; rustc's lint looks into them and trips over bitfield types.
 #[allow(improper_ctypes)]
@@ -69,10 +77,14 @@ extern "C" {
     ) -> bool;
     pub(crate) fn rloop_llist_del_all(head: *mut bindings::llist_head)
         -> *mut bindings::llist_node;
+    pub(crate) fn rloop_llist_empty(head: *const bindings::llist_head) -> bool;
+    pub(crate) fn rloop_queue_usage_get(q: *mut bindings::request_queue);
+    pub(crate) fn rloop_queue_usage_put(q: *mut bindings::request_queue);
 
     pub(crate) fn rloop_device_attr_init(
         attr: *mut bindings::device_attribute,
         name: *const c_char,
         show: DeviceAttrShow,
+        store: Option<DeviceAttrStore>,
     );
 }

@@ -28,10 +28,11 @@
 use crate::{
     blk::{
         bvec::{BvecTable, Direction},
-        impl_request_field, with_plug, BlockDevice, Disk, DiskAttributes, DiskOperations, Op,
-        OpenMode, Operations, Request, RequestList, RequestListNode, Status, SysfsOutput,
+        impl_request_field, with_plug, AttributeSpec, BlockDevice, Disk, DiskAttributes,
+        DiskOperations, Op, OpenMode, Operations, Request, RequestList, RequestListNode, Status,
+        SysfsOutput,
     },
-    device::{IoTarget, LoopDevice, ATTR_NAMES},
+    device::{IoTarget, LoopDevice, ATTRS},
     file_io::{falloc, BackingFile, FileIo, IoMode},
     kthread::{Drain, DrainWorker},
     memalloc::LoopWorkerScope,
@@ -100,10 +101,18 @@ impl Operations for LoopOps {
         };
         match completion {
             status::Completion::Resubmit => {
-                let dev: Arc<LoopDevice> = rq.queue_data().into();
+                // Once on the list, the request may end before the kick.
+                // Holding its queue keeps the device, and the worker: an
+                // `Arc` would not do, as its last drop here, maybe in IRQ,
+                // would stop the worker.
+                let queue = rq.queue_ref();
+                let dev = queue.queue_data();
                 let worker = dev.worker(rq.hw_queue());
-                worker.data().pending.push(rq);
-                worker.kick();
+                // A list that held requests was kicked, or will be at the
+                // end of its batch.
+                if worker.data().pending.push(rq) {
+                    worker.kick();
+                }
             }
             status::Completion::Done(errno) => rq.end(Status::from_errno(errno)),
             status::Completion::RetryRest(done) => rq.requeue_rest(done),
@@ -117,10 +126,12 @@ impl Operations for LoopOps {
 
 /// A hardware queue's requests on their way to its worker.
 pub(crate) struct HwQueue {
+    /// Queued, not yet taken by the worker.
     pending: RequestList<LoopOps>,
 }
 
 impl HwQueue {
+    /// A queue with nothing pending.
     pub(crate) fn new() -> Self {
         Self {
             pending: RequestList::new(),
@@ -137,7 +148,15 @@ impl Drain for HwQueue {
         // wait for this very device.
         let _scope = LoopWorkerScope::enter();
         // The backing device sees the batch's bios at once.
-        with_plug(|| self.pending.take_all().for_each(handle_request));
+        with_plug(|| {
+            // One look at the target serves the batch: it changes only
+            // while no request is in flight, and these are.
+            let mut target = None;
+            for rq in self.pending.take_all() {
+                let target = target.get_or_insert_with(|| rq.queue_data().io_target());
+                handle_request(rq, target.as_ref());
+            }
+        });
     }
 }
 
@@ -150,10 +169,9 @@ fn kick_if_pending(worker: &DrainWorker<HwQueue>) {
     }
 }
 
-/// `loop_handle_cmd`, on the device's worker.
-fn handle_request(rq: Request<LoopOps>) {
-    let dev = rq.queue_data();
-    let Some(target) = dev.io_target().filter(|t| t.bound) else {
+/// `loop_handle_cmd`, on the device's worker, for the device's `target`.
+fn handle_request(rq: Request<LoopOps>, target: Option<&IoTarget>) {
+    let Some(target) = target.filter(|t| t.bound) else {
         // Not bound (loop.c's queue_rq returns BLK_STS_IOERR).
         rq.end(Status::ioerr());
         return;
@@ -164,12 +182,12 @@ fn handle_request(rq: Request<LoopOps>) {
         return;
     }
     if op == Op::Flush {
-        let file = BackingFile::from_file(target.file);
+        let file = BackingFile::from_file(target.file.clone());
         let ret = file.fsync().err().map_or(0, |e| e.to_errno() as isize);
         return finish_sync(rq, ret);
     }
     // Flush requests have no position; every other one has.
-    let Some(pos) = file_position(&rq, &target) else {
+    let Some(pos) = file_position(&rq, target) else {
         return finish_sync(rq, EIO.to_errno() as isize);
     };
     match op {
@@ -184,7 +202,7 @@ fn handle_request(rq: Request<LoopOps>) {
                 true => IoMode::Direct,
                 false => IoMode::Buffered,
             };
-            FileIo::submit(rq, target.file, iter, dir, pos, mode, ioprio);
+            FileIo::submit(rq, target.file.clone(), iter, dir, pos, mode, ioprio);
         }
         Op::Discard | Op::WriteZeroes => {
             let mode = if op == Op::WriteZeroes && rq.is_nounmap() {
@@ -192,7 +210,7 @@ fn handle_request(rq: Request<LoopOps>) {
             } else {
                 falloc::PUNCH_HOLE
             };
-            let ret = fallocate(&rq, target.file, mode, pos);
+            let ret = fallocate(&rq, target.file.clone(), mode, pos);
             finish_sync(rq, ret);
         }
         Op::Flush | Op::Other(_) => finish_sync(rq, EIO.to_errno() as isize),
@@ -313,9 +331,13 @@ impl DiskOperations for LoopOps {
 
 impl DiskAttributes for LoopOps {
     const GROUP_NAME: &'static CStr = c"loop";
-    const NAMES: &'static [&'static CStr] = ATTR_NAMES;
+    const ATTRS: &'static [AttributeSpec] = ATTRS;
 
     fn show(disk: &Disk<Self>, index: usize, out: &mut SysfsOutput<'_>) -> Result {
-        disk.data().show_attr(index, out)
+        disk.data().show_attr(disk, index, out)
+    }
+
+    fn store(disk: &Disk<Self>, index: usize, input: &[u8]) -> Result {
+        disk.data().store_attr(disk, index, input)
     }
 }

@@ -20,6 +20,7 @@ mod dio;
 mod file_io;
 mod geometry;
 mod helpers_ffi;
+mod hw_queues;
 mod io;
 mod kthread;
 mod memalloc;
@@ -41,9 +42,6 @@ const LOOP_CTRL_MINOR: u32 = 237;
 const DISK_MAX_PARTS: u32 = 256;
 /// `CONFIG_BLK_DEV_LOOP_MIN_COUNT`'s default.
 const DEFAULT_MAX_LOOP: i32 = 8;
-
-/// The most hardware queues, and worker threads, a device may have.
-const MAX_HW_QUEUES: u32 = 16;
 
 module! {
     type: RloopModule,
@@ -132,13 +130,11 @@ impl kernel::Module for RloopModule {
             return Err(EINVAL);
         }
         let autoload_limit = (max_loop_param >= 0).then_some(max_loop);
-        // blk-mq gives no more queues than CPUs, so neither do we workers.
-        let nr_hw_queues = match *module_parameters::nr_hw_queues.value() {
-            0 => MAX_HW_QUEUES,
-            n if n <= MAX_HW_QUEUES => n,
-            _ => return Err(EINVAL),
-        }
-        .min(kernel::cpu::nr_cpu_ids());
+        let nr_hw_queues = hw_queues::hw_queue_count(
+            *module_parameters::nr_hw_queues.value(),
+            kernel::cpu::nr_cpu_ids(),
+        )
+        .ok_or(EINVAL)?;
 
         let nowait = match *module_parameters::nowait.value() {
             0 => false,

@@ -173,6 +173,24 @@ impl<T: DiskOperations> Disk<T> {
         }
     }
 
+    /// Number of hardware queues of the disk's request queue.
+    pub(crate) fn nr_hw_queues(&self) -> u32 {
+        // SAFETY: The queue of a live disk is valid; `nr_hw_queues` changes
+        // only with the queue frozen, and a stale read is harmless.
+        unsafe { (*self.queue()).nr_hw_queues }
+    }
+
+    /// Gives the disk's tag set, and so its request queue, `nr` hardware
+    /// queues (`blk_mq_update_nr_hw_queues()`). blk-mq freezes the queue
+    /// for the change, so this waits for the requests in flight: it must
+    /// not be called where they could wait for the caller.
+    pub(crate) fn set_nr_hw_queues(&self, nr: u32) {
+        let nr = c_int::try_from(nr).unwrap_or(c_int::MAX);
+        // SAFETY: The disk is live, so its queue and the tag set it was
+        // allocated on are; blk-mq serialises updates of a tag set.
+        unsafe { bindings::blk_mq_update_nr_hw_queues((*self.queue()).tag_set, nr) };
+    }
+
     /// Number of current openers (`disk_openers()`).
     pub(crate) fn openers(&self) -> u32 {
         // SAFETY: The disk is live.

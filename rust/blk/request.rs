@@ -5,7 +5,10 @@
 //! C header: [`include/linux/blk-mq.h`](srctree/include/linux/blk-mq.h)
 
 use super::tag_set::Operations;
-use crate::file_io::{FileIo, IoOwner};
+use crate::{
+    file_io::{FileIo, IoOwner},
+    helpers_ffi as ffi,
+};
 use core::{marker::PhantomData, mem::ManuallyDrop, ptr::NonNull};
 use kernel::{bindings, prelude::*, types::ForeignOwnable};
 
@@ -167,6 +170,24 @@ impl<T: Operations> Request<T> {
         unsafe { T::QueueData::borrow((*(*self.as_raw()).q).queuedata) }
     }
 
+    /// Holds the request's queue beyond the request's end, for code that
+    /// uses the queue's data after handing the request on.
+    pub(crate) fn queue_ref(&self) -> QueueRef<T> {
+        // SAFETY: The request is valid and holds a usage reference of its
+        // queue until it is freed, so taking another cannot race with the
+        // counter's end.
+        let queue = unsafe {
+            let queue = (*self.as_raw()).q;
+            ffi::rloop_queue_usage_get(queue);
+            NonNull::new_unchecked(queue)
+        };
+        // INVARIANT: The reference was taken just above.
+        QueueRef {
+            queue,
+            _p: PhantomData,
+        }
+    }
+
     /// The driver data of the request.
     pub(crate) fn data(&self) -> &T::RequestData {
         // SAFETY: By the type invariant, the PDU holds an initialised
@@ -245,6 +266,35 @@ impl<T: Operations> Request<T> {
         let pdu = core::ptr::from_ref(self.data()).cast::<u8>();
         // SAFETY: By `RequestField`, `OFFSET` is within the PDU.
         unsafe { NonNull::new_unchecked(pdu.add(T::OFFSET).cast_mut().cast()) }
+    }
+}
+
+/// A usage reference of a request queue (`q_usage_counter`): the queue
+/// cannot finish freezing while it is held, so a disk being deleted waits
+/// for it, and the queue's data stays.
+///
+/// # Invariants
+///
+/// `queue` is a queue of `T` of which this holds a usage reference.
+pub(crate) struct QueueRef<T: Operations> {
+    queue: NonNull<bindings::request_queue>,
+    _p: PhantomData<T>,
+}
+
+impl<T: Operations> QueueRef<T> {
+    /// The data of the queue.
+    pub(crate) fn queue_data(&self) -> <T::QueueData as ForeignOwnable>::Borrowed<'_> {
+        // SAFETY: By the type invariant, the queue cannot have finished
+        // freezing, and `queuedata` is released only after the disk has
+        // been deleted, which waits for that.
+        unsafe { T::QueueData::borrow((*self.queue.as_ptr()).queuedata) }
+    }
+}
+
+impl<T: Operations> Drop for QueueRef<T> {
+    fn drop(&mut self) {
+        // SAFETY: By the type invariant, the reference is ours to drop.
+        unsafe { ffi::rloop_queue_usage_put(self.queue.as_ptr()) };
     }
 }
 

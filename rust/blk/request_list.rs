@@ -37,7 +37,8 @@ impl RequestListNode {
 /// A multi-producer list of owned requests (`struct llist_head`).
 ///
 /// Requests on the list are owned by it; dropping the list ends them with
-/// an error, as dropping their [`Request`]s would.
+/// an error, as dropping their [`Request`]s would. A list that outlives
+/// its queue's last freeze is empty by then: its requests were in flight.
 ///
 /// # Invariants
 ///
@@ -81,9 +82,8 @@ impl<T: Operations + RequestField<RequestListNode>> RequestList<T> {
     /// Whether the list is empty (`llist_empty()`). Another context may add
     /// to it at any time.
     pub(crate) fn is_empty(&self) -> bool {
-        // SAFETY: `head` is valid; `first` is read once, atomically, as
-        // `llist_empty()` does with `READ_ONCE()`.
-        unsafe { core::ptr::read_volatile(&raw const (*self.head.get()).first).is_null() }
+        // SAFETY: `head` is valid.
+        unsafe { ffi::rloop_llist_empty(self.head.get()) }
     }
 
     /// Takes every request on the list, oldest first.
@@ -142,9 +142,7 @@ impl<T: Operations + RequestField<RequestListNode>> Iterator for RequestBatch<T>
 
 impl<T: Operations + RequestField<RequestListNode>> Drop for RequestBatch<T> {
     fn drop(&mut self) {
-        for rq in self.by_ref() {
-            drop(rq);
-        }
+        self.for_each(drop);
     }
 }
 

@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Read-only attribute groups in a disk's sysfs directory.
+//! Attribute groups in a disk's sysfs directory.
 //!
 //! C header: [`include/linux/sysfs.h`](srctree/include/linux/sysfs.h)
 //!
@@ -18,16 +18,30 @@ use kernel::{bindings, error::to_result, ffi::c_char, prelude::*, str::CStr, syn
 /// Size of the buffer a sysfs `show()` fills.
 const SYSFS_BUF_SIZE: usize = bindings::PAGE_SIZE;
 
-/// The read-only attributes of a disk of `Self`.
+/// One attribute of a group.
+pub(crate) struct AttributeSpec {
+    /// The file's name.
+    pub(crate) name: &'static CStr,
+    /// Writable by root, through [`DiskAttributes::store`]; else read-only.
+    pub(crate) writable: bool,
+}
+
+/// The attributes of a disk of `Self`.
 pub(crate) trait DiskAttributes: DiskOperations {
     /// Name of the group's directory.
     const GROUP_NAME: &'static CStr;
-    /// Names of the attributes; [`DiskAttributes::show`] gets an index in
-    /// this table.
-    const NAMES: &'static [&'static CStr];
+    /// The attributes; [`DiskAttributes::show`] and
+    /// [`DiskAttributes::store`] get an index in this table.
+    const ATTRS: &'static [AttributeSpec];
 
     /// Writes the value of attribute `index` of `disk` into `out`.
     fn show(disk: &Disk<Self>, index: usize, out: &mut SysfsOutput<'_>) -> Result;
+
+    /// Takes `input`, written to the writable attribute `index` of `disk`.
+    /// On success the whole write is consumed.
+    fn store(_disk: &Disk<Self>, _index: usize, _input: &[u8]) -> Result {
+        Err(EACCES)
+    }
 }
 
 /// The page a sysfs `show()` fills.
@@ -56,7 +70,7 @@ impl fmt::Write for SysfsOutput<'_> {
     }
 }
 
-/// One attribute with its index in [`DiskAttributes::NAMES`].
+/// One attribute with its index in [`DiskAttributes::ATTRS`].
 #[repr(C)]
 struct Attribute {
     dev_attr: bindings::device_attribute,
@@ -86,9 +100,9 @@ unsafe impl<T: DiskAttributes> Sync for AttributeGroup<T> {}
 impl<T: DiskAttributes> AttributeGroup<T> {
     /// Builds the group of `T`.
     pub(crate) fn new() -> Result<Arc<Self>> {
-        let n = T::NAMES.len();
+        let n = T::ATTRS.len();
         let mut attrs = KVec::with_capacity(n, GFP_KERNEL)?;
-        for (index, name) in T::NAMES.iter().enumerate() {
+        for (index, spec) in T::ATTRS.iter().enumerate() {
             attrs.push(
                 Attribute {
                     dev_attr: pin_init::zeroed(),
@@ -97,9 +111,15 @@ impl<T: DiskAttributes> AttributeGroup<T> {
                 GFP_KERNEL,
             )?;
             let attr = &mut attrs[index];
-            // SAFETY: `attr.dev_attr` is writable; `name` is static.
+            let store = spec.writable.then_some(store::<T> as ffi::DeviceAttrStore);
+            // SAFETY: `attr.dev_attr` is writable; the name is static.
             unsafe {
-                ffi::rloop_device_attr_init(&mut attr.dev_attr, name.as_char_ptr(), show::<T>)
+                ffi::rloop_device_attr_init(
+                    &mut attr.dev_attr,
+                    spec.name.as_char_ptr(),
+                    show::<T>,
+                    store,
+                )
             };
         }
         let mut pointers = KVec::with_capacity(n + 1, GFP_KERNEL)?;
@@ -196,6 +216,28 @@ unsafe extern "C" fn show<T: DiskAttributes>(
     let mut out = SysfsOutput { buf, len: 0 };
     match T::show(disk, index, &mut out) {
         Ok(()) => out.len as isize,
+        Err(e) => e.to_errno() as isize,
+    }
+}
+
+/// # Safety
+///
+/// Called by sysfs for a writable attribute of an [`AttributeGroup<T>`] on
+/// the device of a live disk of `T`, with `buf` holding `count` bytes.
+unsafe extern "C" fn store<T: DiskAttributes>(
+    dev: *mut bindings::device,
+    attr: *mut bindings::device_attribute,
+    buf: *const c_char,
+    count: usize,
+) -> isize {
+    // SAFETY: `attr` is the first field of an `Attribute` (`repr(C)`).
+    let index = unsafe { (*attr.cast::<Attribute>()).index };
+    // SAFETY: The attribute sits on a disk of `T`, live during the call.
+    let disk = unsafe { Disk::<T>::from_raw(ffi::rloop_dev_to_disk(dev)) };
+    // SAFETY: sysfs passes `count` readable bytes, unchanged during the call.
+    let input = unsafe { core::slice::from_raw_parts(buf.cast::<u8>(), count) };
+    match T::store(disk, index, input) {
+        Ok(()) => count as isize,
         Err(e) => e.to_errno() as isize,
     }
 }

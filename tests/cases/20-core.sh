@@ -91,6 +91,73 @@ case_multiple_hw_queues() {
 	unload_rloop
 }
 
+# Hardware queues per device: loopN/loop/nr_hw_queues changes one device's
+# queues and workers while fio writes and verifies data through it, bad
+# values change nothing, the other device keeps its own, and the count
+# stays with the device across a rebind.
+case_hw_queues_per_device() {
+	load_rloop max_loop=2
+	mk_fs_on_brd xfs
+	truncate -s 64M "$FSDIR/a" "$FSDIR/b"
+	losetup --direct-io=on /dev/loop0 "$FSDIR/a"
+	losetup --direct-io=on /dev/loop1 "$FSDIR/b"
+	local attr=/sys/block/loop0/loop/nr_hw_queues n bad q
+	n=$(nproc)
+	[ "$n" -le 16 ] || n=16
+	[ "$n" -ge 2 ] || fail "the VM needs 2 CPUs for this case"
+	queues() { ls "/sys/block/$1/mq" | wc -l; }
+	workers() { ps -eo comm | grep -E "^$1(\.[0-9]+)?\$" | sort | tr '\n' ' ' | sed 's/ $//'; }
+	assert_eq 1 "$(cat $attr)" "nr_hw_queues by default"
+	assert_eq "-rw-r--r--" "$(stat -c %A $attr)" "mode of nr_hw_queues"
+	for bad in 17 4294967296 -1 abc "" "1 2" 0x; do
+		if (echo "$bad" >"$attr") 2>/dev/null; then
+			fail "nr_hw_queues accepted '$bad'"
+		fi
+	done
+	assert_eq 1 "$(cat $attr)" "nr_hw_queues after bad writes"
+	assert_eq 1 "$(queues loop0)" "queues after bad writes"
+
+	# The whole 32 MiB written, then read back and checked, while the
+	# count changes under the I/O.
+	fio --name=resize --filename=/dev/loop0 --ioengine=libaio --direct=1 --iodepth=16 \
+		--numjobs=2 --size=16M --offset_increment=16M --rw=randwrite --bs=4k \
+		--verify=crc32c --verify_fatal=1 --do_verify=1 --verify_state_save=0 \
+		--group_reporting --output="$RLOOP_CASE_DIR/fio.txt" &
+	local fio_pid=$!
+	for q in 0 1 2 1 0; do
+		sleep 0.5
+		echo "$q" >"$attr" || fail "writing $q to nr_hw_queues"
+	done
+	wait $fio_pid || fail "fio verify across queue changes"
+	grep -q 'err= 0' "$RLOOP_CASE_DIR/fio.txt" || fail "fio reported errors"
+	# 0: one queue per CPU, each with a worker.
+	assert_eq "$n" "$(cat $attr)" "nr_hw_queues after writing 0"
+	assert_eq "$n" "$(queues loop0)" "loop0's queues after writing 0"
+	local expected=loop0
+	for ((q = 1; q < n; q++)); do expected+=" loop0.$q"; done
+	assert_eq "$expected" "$(workers loop0)" "loop0's workers"
+	assert_eq 1 "$(cat /sys/block/loop1/loop/nr_hw_queues)" "loop1's nr_hw_queues"
+	assert_eq 1 "$(queues loop1)" "loop1's queues"
+	assert_eq loop1 "$(workers loop1)" "loop1's workers"
+	# Data written through one queue layout reads back through another.
+	echo 1 >"$attr"
+	dd if=/dev/urandom of="$RLOOP_CASE_DIR/pattern" bs=1M count=4 status=none
+	dd if="$RLOOP_CASE_DIR/pattern" of=/dev/loop0 bs=1M oflag=direct status=none
+	echo 2 >"$attr"
+	cmp <(dd if=/dev/loop0 bs=1M count=4 iflag=direct status=none) "$RLOOP_CASE_DIR/pattern" ||
+		fail "data changed across queue counts"
+	assert_eq 2 "$(queues loop0)" "loop0's queues after writing 2"
+	# The count belongs to the device, not to its binding.
+	losetup -d /dev/loop0
+	[ ! -e "$attr" ] || fail "nr_hw_queues present while unbound"
+	losetup /dev/loop0 "$FSDIR/a"
+	assert_eq 2 "$(cat $attr)" "nr_hw_queues after a rebind"
+	cmp <(dd if=/dev/loop0 bs=1M count=4 status=none) "$RLOOP_CASE_DIR/pattern" ||
+		fail "data after a rebind"
+	losetup -d /dev/loop0 /dev/loop1
+	unload_rloop
+}
+
 # CPU time of device $1's first worker thread so far, in ns.
 worker_cpu_ns() {
 	local pid

@@ -46,6 +46,37 @@ mod geometry_tests {
     }
 }
 
+#[path = "../../../rust/hw_queues.rs"]
+#[allow(dead_code)]
+mod hw_queues;
+
+#[cfg(test)]
+mod hw_queues_tests {
+    use super::hw_queues::*;
+
+    #[test]
+    fn zero_means_one_queue_per_cpu() {
+        assert_eq!(hw_queue_count(0, 4), Some(4));
+        assert_eq!(hw_queue_count(0, 1), Some(1));
+        // Even on a machine with more CPUs than workers allowed.
+        assert_eq!(hw_queue_count(0, 64), Some(MAX_HW_QUEUES));
+    }
+
+    #[test]
+    fn no_more_queues_than_cpus() {
+        assert_eq!(hw_queue_count(1, 4), Some(1));
+        assert_eq!(hw_queue_count(4, 4), Some(4));
+        assert_eq!(hw_queue_count(8, 2), Some(2));
+        assert_eq!(hw_queue_count(MAX_HW_QUEUES, 64), Some(MAX_HW_QUEUES));
+    }
+
+    #[test]
+    fn above_the_maximum_is_refused() {
+        assert_eq!(hw_queue_count(MAX_HW_QUEUES + 1, 64), None);
+        assert_eq!(hw_queue_count(u32::MAX, 4), None);
+    }
+}
+
 #[path = "../../../rust/dio.rs"]
 #[allow(dead_code)]
 mod dio;
