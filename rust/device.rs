@@ -38,7 +38,11 @@ use kernel::{
     new_mutex, new_spinlock,
     prelude::*,
     str::{parse_int::ParseInt, BStr},
-    sync::{aref::ARef, Arc, Mutex, SetOnce, SpinLock},
+    sync::{
+        aref::ARef,
+        atomic::{ordering::Relaxed, Atomic},
+        Arc, Mutex, SetOnce, SpinLock,
+    },
     uaccess::{UserPtr, UserSlice},
 };
 
@@ -121,6 +125,10 @@ pub(crate) struct LoopDevice {
     more_workers: KVec<SetOnce<WorkerBox>>,
     /// The NOWAIT fast path is enabled (`nowait=1` when created).
     nowait: bool,
+    /// The published target takes the NOWAIT path: a hint, read without
+    /// the `io` lock, so that `queue_rq` skips the attempt for a target
+    /// that would refuse it.
+    nowait_target: Atomic<bool>,
     driver: Arc<Driver>,
 }
 
@@ -182,6 +190,7 @@ impl LoopDevice {
                 first_worker,
                 more_workers,
                 nowait,
+                nowait_target: Atomic::new(false),
                 driver,
             }),
             GFP_KERNEL,
@@ -208,9 +217,10 @@ impl LoopDevice {
         Iterator::chain(core::iter::once(&self.first_worker), more).map(|w| &**w)
     }
 
-    /// Whether `queue_rq` may try direct I/O itself, with `IOCB_NOWAIT`.
+    /// Whether `queue_rq` may try direct I/O itself, with `IOCB_NOWAIT`:
+    /// the bound target allows it. The attempt checks the target again.
     pub(crate) fn nowait(&self) -> bool {
-        self.nowait
+        self.nowait_target.load(Relaxed)
     }
 
     /// The I/O target, if bound.
@@ -244,6 +254,8 @@ impl LoopDevice {
             flags: cfg.flags,
             nowait: self.nowait && cfg.flags & LO_FLAGS_DIRECT_IO != 0 && b.file.can_nowait(),
         });
+        let nowait = target.as_ref().is_some_and(|t| t.bound && t.nowait);
+        self.nowait_target.store(nowait, Relaxed);
         let old = core::mem::replace(&mut *self.io.lock(), target);
         // The old file reference is dropped outside the spinlock.
         drop(old);

@@ -484,11 +484,11 @@ impl FileIo {
         // SAFETY: `iocb` is the first field's contents of a `FileIo`
         // (`UnsafeCell` is transparent), and the I/O holds a reference.
         unsafe {
-            let io = NonNull::new_unchecked(
-                iocb.cast::<u8>()
-                    .sub(core::mem::offset_of!(FileIo, iocb))
-                    .cast::<FileIo>(),
-            );
+            let io = NonNull::new_unchecked(kernel::container_of!(
+                iocb.cast::<UnsafeCell<bindings::kiocb>>(),
+                FileIo,
+                iocb
+            ));
             io.as_ref().result.store(ret, Relaxed);
             Self::put::<O>(io);
         }

@@ -104,6 +104,8 @@ impl<D: Drain> DrainWorker<D> {
     where
         D: 'a,
     {
+        // INVARIANT: `work` gets `run_drain::<D>`, and only `kick` queues
+        // it, on `worker`.
         try_pin_init!(Self {
             worker: KthreadWorker::new(name)?,
             // SAFETY: `kthread_init_work()`: a zeroed work with an empty
@@ -144,12 +146,11 @@ impl<D: Drain> DrainWorker<D> {
 ///
 /// Called by the worker thread for the `work` of a [`DrainWorker<D>`].
 unsafe extern "C" fn run_drain<D: Drain>(work: *mut bindings::kthread_work) {
-    let offset = core::mem::offset_of!(DrainWorker<D>, work);
     // SAFETY: `work` is the `work` field of a `DrainWorker<D>`, whose `data`
     // outlives this call by the type invariant. Only `data` is borrowed: the
     // worker itself may be in the middle of being destroyed.
     let data = unsafe {
-        let this = work.cast::<u8>().sub(offset).cast::<DrainWorker<D>>();
+        let this = kernel::container_of!(Opaque::cast_from(work).cast_mut(), DrainWorker<D>, work);
         &(*this).data
     };
     data.drain();
