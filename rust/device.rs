@@ -152,6 +152,8 @@ pub(crate) const ATTRS: &[AttributeSpec] = &[
 
 /// Index of `nr_hw_queues` in [`ATTRS`].
 const ATTR_NR_HW_QUEUES: usize = 6;
+// The one writable attribute is where `store_attr` expects it.
+const _: () = assert!(ATTRS[ATTR_NR_HW_QUEUES].writable);
 
 const fn read_only(name: &'static CStr) -> AttributeSpec {
     AttributeSpec {
