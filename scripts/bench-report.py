@@ -109,6 +109,9 @@ def main():
                     "bw_mib": bw / 2**20,
                     "cpu_us_per_io": busy_s / win * 1e6 / iops if iops and win > 0 else None,
                     "ctx_per_io": int(row["ctxt"]) / win / iops if iops and win > 0 else None,
+                    # Runs before the IPI count have no such column.
+                    "ipi_per_io": int(row["ipis"]) / win / iops
+                    if row.get("ipis") and iops and win > 0 else None,
                     "cpu_util": busy_s / win if win > 0 else None,
                     "file_cached_mib": int(row["file_cached_kib"]) / 1024,
                     "window_ok": row["window_ok"] == "1",
@@ -185,7 +188,8 @@ def main():
              "irq, softirq, steal; all vCPUs, so it includes the loop workers and fio) over "
              "a window inside fio's measured period, divided by the I/Os fio completed in "
              "that time (its IOPS × the window). Context switches per I/O: the same with "
-             "/proc/stat `ctxt`.")
+             "/proc/stat `ctxt`; IPIs per I/O: with the function-call and rescheduling "
+             "IPIs of /proc/interrupts (CAL, RES), which cross-CPU wake-ups send.")
     L.append(f"- Page cache: the backing file's cache dropped, {env.get('pc_mib', '?')} MiB "
              "read sequentially with O_DIRECT through the device, growth of `Cached` in "
              "/proc/meminfo and the backing file's cached pages (fincore).")
@@ -258,7 +262,8 @@ def main():
                     fmt_ratio_range(ratio(b, "rloopnw-dio", "raw", w))]
             L.append("| " + " | ".join(row) + " |")
             sb[w] = {t: {k: med(vals(b, t, w, k)) for k in
-                         ("iops", "bw_mib", "cpu_us_per_io", "ctx_per_io", "file_cached_mib")}
+                         ("iops", "bw_mib", "cpu_us_per_io", "ctx_per_io", "ipi_per_io",
+                          "file_cached_mib")}
                      for t in targets}
         L.append("")
         L.append("Ratios: of the medians; in brackets the range of the per-run ratios "
@@ -275,15 +280,21 @@ def main():
                     fmt_ratio(ratio(b, "rloop-dio", "raw", w, "bw_mib")[0])]
             L.append("| " + " | ".join(row) + " |")
         L.append("")
-        L.append("### Guest CPU time per I/O (µs) and context switches per I/O, medians")
+        have_ipis = any(vals(b, t, w, "ipi_per_io") for t in targets for w in workloads)
+        L.append("### Guest CPU time per I/O (µs), context switches per I/O"
+                 + (" and IPIs per I/O" if have_ipis else "") + ", medians")
         L.append("")
         hdr = ["workload"] + [f"{TARGET_TITLES[t]} µs" for t in targets] + \
             [f"{TARGET_TITLES[t]} ctx" for t in targets]
+        if have_ipis:
+            hdr += [f"{TARGET_TITLES[t]} IPI" for t in targets]
         L.append("| " + " | ".join(hdr) + " |")
         L.append("|" + "|".join(["---"] + ["--:"] * (len(hdr) - 1)) + "|")
         for w in workloads:
             row = [w] + [fmt_num(med(vals(b, t, w, "cpu_us_per_io"))) for t in targets] + \
                 [fmt_num(med(vals(b, t, w, "ctx_per_io"))) for t in targets]
+            if have_ipis:
+                row += [fmt_num(med(vals(b, t, w, "ipi_per_io"))) for t in targets]
             L.append("| " + " | ".join(row) + " |")
         L.append("")
         L.append("CPU time is summed over all vCPUs: at saturation it is about "
@@ -398,17 +409,31 @@ def main():
     summary["verdicts"] = [{"backing": b, "target": n, "met": ok} for b, n, ok in verdicts]
 
     # --- profiles ---
-    profs = [t for t in ("rloop-dio", "loop-dio") if os.path.exists(os.path.join(out, f"profile-{t}.txt"))]
+    # (file, workload, title); the files of runs before the qd1 profiles
+    # have no workload in their names.
+    prof_specs = []
+    for t in ("rloop-dio", "loop-dio"):
+        for name, load in ((f"profile-{t}-qd32-j4.txt", "qd32, 4 jobs"),
+                           (f"profile-{t}.txt", "qd32, 4 jobs"),
+                           (f"profile-{t}-qd1-j4.txt", "qd1, 4 jobs")):
+            prof_specs.append((name, load, f"**{TARGET_TITLES[t]}**, all CPUs"))
+        for qd in (32, 1):
+            prof_specs.append((f"profile-{t}-worker-qd{qd}-j4.txt", f"qd{qd}, 4 jobs",
+                               f"**{TARGET_TITLES[t]}**, its worker thread alone"))
+    profs = [p for p in prof_specs if os.path.exists(os.path.join(out, p[0]))]
     if profs:
-        L.append("## Profiles: 4k randread, qd32, 4 jobs, xfs on brd")
+        L.append("## Profiles: 4k randread, 4 jobs, xfs on brd")
         L.append("")
-        L.append("`perf record -e cpu-clock -a -g` in the guest while fio ran; the symbols "
-                 "with the most self time (perf report --no-children, all CPUs). Idle time "
-                 "(the halt in the idle loop) is left out and the rest rescaled to 100% of "
-                 "the busy samples. Full text in profile-*.txt.")
+        L.append("`perf record -e cpu-clock -g` in the guest while fio ran, of all CPUs "
+                 "(`-a`) or of one thread (`-t`); the symbols with the most self time "
+                 "(perf report --no-children). Idle time (the halt in the idle loop) is "
+                 "left out and the rest rescaled to 100% of the busy samples. cpu-clock "
+                 "samples are taken when interrupts are on, so time spent with them off "
+                 "shows up at the point that turns them back on, such as "
+                 "`_raw_spin_unlock_irqrestore`. Full text in profile-*.txt.")
         L.append("")
-        for t in profs:
-            with open(os.path.join(out, f"profile-{t}.txt")) as f:
+        for fname, load, title in profs:
+            with open(os.path.join(out, fname)) as f:
                 lines = f.read().splitlines()
             flat = []
             on = False
@@ -434,7 +459,7 @@ def main():
                     dso = p[1]
                     name = " ".join(x for x in p[2:] if x not in ("-", "[k]", "[.]"))
                     busy.append((pct, dso, name))
-            L.append(f"**{TARGET_TITLES[t]}** (idle: {idle_pct:.1f}% of the samples)")
+            L.append(f"{title}, {load} (idle: {idle_pct:.1f}% of the samples)")
             L.append("")
             L.append("```")
             if busy and idle_pct < 100:
@@ -444,6 +469,22 @@ def main():
                 L.extend(lines[:25])
             L.append("```")
             L.append("")
+            if "-worker-" in fname:
+                # One thread's inclusive profile says which call its time
+                # goes to, whatever the flat profile blames.
+                incl = []
+                on = False
+                for line in lines:
+                    if line.startswith("# inclusive"):
+                        on = True
+                    elif on and line.strip():
+                        incl.append(line.rstrip())
+                L.append("Inclusive (children), top 16:")
+                L.append("")
+                L.append("```")
+                L.extend(incl[:16])
+                L.append("```")
+                L.append("")
 
     if chart and backings:
         try:

@@ -110,10 +110,13 @@ cached_kib() { awk '$1 == "Cached:" { print $2 }' /proc/meminfo; }
 # them (written back first), which leaves fio's own binary cached.
 file_cached_kib() { echo $(($(fincore -b -n -o RES "$mnt/backing.img") / 1024)); }
 drop_file_cache() { sync; dd if="$mnt/backing.img" iflag=nocache count=0 status=none; }
-# busy jiffies (user+nice+system+irq+softirq+steal), context switches, uptime
+# busy jiffies (user+nice+system+irq+softirq+steal), context switches,
+# IPIs (function-call and rescheduling: what cross-CPU wake-ups send), uptime
 sample() {
 	awk '$1 == "cpu" { b = $2 + $3 + $4 + $7 + $8 + $9 } $1 == "ctxt" { c = $2 }
 		END { printf "%d %d ", b, c }' /proc/stat
+	awk '$1 == "CAL:" || $1 == "RES:" { for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) n += $i }
+		END { printf "%d ", n }' /proc/interrupts
 	cut -d' ' -f1 /proc/uptime
 }
 
@@ -154,7 +157,7 @@ hz=$(getconf CLK_TCK)
 	echo "rloop_ko=$(modinfo -F vermagic "$ko") srcversion=$(modinfo -F srcversion "$ko")"
 	echo "qemu_accel=$(grep -qw hypervisor /proc/cpuinfo && echo guest)"
 } >"$out/env.txt"
-echo "backing,target,run,workload,rw,bs,iodepth,numjobs,dio,busy_jiffies,ctxt,window_s,window_ok,file_cached_kib,fio_json" >"$out/runs.csv"
+echo "backing,target,run,workload,rw,bs,iodepth,numjobs,dio,busy_jiffies,ctxt,ipis,window_s,window_ok,file_cached_kib,fio_json" >"$out/runs.csv"
 echo "backing,target,run,dio,read_mib,cached_before_kib,cached_after_kib,growth_kib,file_cached_kib" >"$out/pagecache.csv"
 log "kernel $(uname -r), $(nproc) CPUs, engine $engine, ${runtime}s+${ramp}s ramp per fio run, $runs runs"
 
@@ -268,50 +271,76 @@ run_fio() {
 	b=$(sample)
 	kill -0 "$pid" 2>/dev/null || ok=0
 	wait "$pid" || { log "error: fio failed for $id"; cat "$json" >&2 || true; exit 1; }
-	read -r ab ac at <<<"$a"
-	read -r bb bc bt <<<"$b"
+	read -r ab ac ai at <<<"$a"
+	read -r bb bc bi bt <<<"$b"
 	local win
 	win=$(awk -v x="$at" -v y="$bt" 'BEGIN { printf "%.3f", y - x }')
-	echo "$backing,$target,$run,$name,$rw,$bs,$qd,$jobs,$dio,$((bb - ab)),$((bc - ac)),$win,$ok,$(file_cached_kib),fio/$id.json" >>"$out/runs.csv"
+	echo "$backing,$target,$run,$name,$rw,$bs,$qd,$jobs,$dio,$((bb - ab)),$((bc - ac)),$((bi - ai)),$win,$ok,$(file_cached_kib),fio/$id.json" >>"$out/runs.csv"
 }
 
+# profile_target TARGET QD JOBS: perf profiles while fio runs 4k randread
+# at QD with JOBS jobs: of all CPUs, and for rloop also of its worker
+# alone, which shows what the one thread every request passes spends its
+# time on. Files: profile-TARGET[-worker]-qdQD-jJOBS.txt.
 profile_target() {
-	local target=$1
+	local target=$1 qd=$2 jobs=$3
+	local tag=qd$qd-j$jobs
 	command -v perf >/dev/null || { log "no perf in the guest; no profile"; return 0; }
 	setup_target "$target"
 	drop_file_cache
-	local pdata=$work/perf.$target.data
+	local pdata=$work/perf.$target.$tag.data wdata=$work/perf.$target.$tag.worker.data
 	# perf is big: once before, so that it starts at once when it counts.
 	perf record -q -o "$work/warm.data" -- true >/dev/null 2>&1 || true
 	# fio runs longer than the profile and is stopped after it.
 	fio --name=profile --filename="$dev" --ioengine="$engine" --direct=1 --rw=randread \
-		--bs=4k --iodepth=32 --numjobs=4 --group_reporting --time_based \
+		--bs=4k --iodepth="$qd" --numjobs="$jobs" --group_reporting --time_based \
 		--runtime="$((ramp + runtime + 30))" --size="${size_mib}m" --norandommap --randrepeat=0 \
-		--output-format=json --output="$out/profile-$target.fio.json" >/dev/null &
-	local pid=$!
+		--output-format=json --output="$out/profile-$target-$tag.fio.json" >/dev/null &
+	local pid=$! wpid= worker=
 	sleep "$ramp.5"
+	case $target in
+	rloop*) worker=$(pgrep -x "${dev#/dev/}" | head -n 1) ;;
+	esac
+	if [ -n "$worker" ]; then
+		perf record -q -e cpu-clock -g -t "$worker" -o "$wdata" -- sleep "$runtime" \
+			>"$work/perf.worker.log" 2>&1 &
+		wpid=$!
+	fi
 	if perf record -q -e cpu-clock -a -g -o "$pdata" -- sleep "$runtime" >"$work/perf.log" 2>&1; then
 		kill -0 "$pid" 2>/dev/null || log "warning: fio ended before the profile of $target did"
-		{
-			echo "# perf record -e cpu-clock -a -g, ${runtime}s, $target, 4k randread qd32 4 jobs, brd"
-			echo "# flat (self) profile by symbol"
-			perf report -i "$pdata" --stdio --no-children -g none --sort dso,symbol \
-				--percent-limit 0.3 2>/dev/null | grep -v '^$' || true
-			echo
-			echo "# inclusive (children) profile by symbol, top 60"
-			# sed, not head: head would end the pipe early, and perf
-			# would die of SIGPIPE.
-			perf report -i "$pdata" --stdio --children -g none --sort symbol \
-				2>/dev/null | grep -v '^#' | grep -v '^$' | sed -n '1,60p' || true
-		} >"$out/profile-$target.txt"
-		log "profile of $target in profile-$target.txt"
+		write_profile "$pdata" "-a -g" "$target, 4k randread qd$qd $jobs jobs, brd" \
+			>"$out/profile-$target-$tag.txt"
+		log "profile of $target in profile-$target-$tag.txt"
 	else
 		log "perf record failed for $target: $(tail -n 3 "$work/perf.log" | tr '\n' ' ')"
-		cp "$work/perf.log" "$out/profile-$target.txt"
+		cp "$work/perf.log" "$out/profile-$target-$tag.txt"
+	fi
+	if [ -n "$wpid" ]; then
+		if wait "$wpid"; then
+			write_profile "$wdata" "-g -t $worker" \
+				"$target, its worker ${dev#/dev/} alone, 4k randread qd$qd $jobs jobs, brd" \
+				>"$out/profile-$target-worker-$tag.txt"
+		else
+			log "perf record of the worker failed: $(tail -n 3 "$work/perf.worker.log" | tr '\n' ' ')"
+		fi
 	fi
 	kill -INT "$pid" 2>/dev/null || true
 	wait "$pid" || true
 	teardown_target "$target"
+}
+
+# write_profile DATA RECORD_ARGS TITLE: the flat and inclusive profiles.
+write_profile() {
+	echo "# perf record -e cpu-clock $2, ${runtime}s, $3"
+	echo "# flat (self) profile by symbol"
+	perf report -i "$1" --stdio --no-children -g none --sort dso,symbol \
+		--percent-limit 0.3 2>/dev/null | grep -v '^$' || true
+	echo
+	echo "# inclusive (children) profile by symbol, top 60"
+	# sed, not head: head would end the pipe early, and perf would die
+	# of SIGPIPE.
+	perf report -i "$1" --stdio --children -g none --sort symbol \
+		2>/dev/null | grep -v '^#' | grep -v '^$' | sed -n '1,60p' || true
 }
 
 for backing in $backings; do
@@ -332,7 +361,8 @@ for backing in $backings; do
 	done
 	if [ "$profile" = 1 ] && [ "$backing" = brd ]; then
 		for target in rloop-dio loop-dio; do
-			profile_target "$target"
+			profile_target "$target" 32 4
+			profile_target "$target" 1 4
 		done
 	fi
 	teardown_backing "$backing"
