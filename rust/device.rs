@@ -854,8 +854,8 @@ impl LoopDevice {
         if index == ATTR_NR_HW_QUEUES {
             return writeln!(out, "{}", disk.nr_hw_queues()).map_err(|_| EINVAL);
         }
-        // Only the spinlock: sysfs removal waits for readers while the
-        // config lock is held.
+        // Only the spinlock: the I/O target holds all of these, and the
+        // config lock may be held across slow work, such as a bind's fsync.
         let target = self.io_target().ok_or(ENXIO)?;
         let flag = |f: u32| u32::from(target.flags & f != 0);
         match index {
