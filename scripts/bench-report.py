@@ -417,9 +417,11 @@ def main():
                            (f"profile-{t}.txt", "qd32, 4 jobs"),
                            (f"profile-{t}-qd1-j4.txt", "qd1, 4 jobs")):
             prof_specs.append((name, load, f"**{TARGET_TITLES[t]}**, all CPUs"))
-        for qd in (32, 1):
-            prof_specs.append((f"profile-{t}-worker-qd{qd}-j4.txt", f"qd{qd}, 4 jobs",
-                               f"**{TARGET_TITLES[t]}**, its worker thread alone"))
+        if t == "rloop-dio":
+            # Only rloop has a worker thread of its own to follow.
+            for qd in (32, 1):
+                prof_specs.append((f"profile-{t}-worker-qd{qd}-j4.txt", f"qd{qd}, 4 jobs",
+                                   f"**{TARGET_TITLES[t]}**, its worker thread alone"))
     profs = [p for p in prof_specs if os.path.exists(os.path.join(out, p[0]))]
     if profs:
         L.append("## Profiles: 4k randread, 4 jobs, xfs on brd")
