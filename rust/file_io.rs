@@ -315,9 +315,13 @@ impl BackingFile {
 /// # Safety
 ///
 /// `from_file_io` must return the handle that `into_file_io` gave up, and
-/// the memory that [`FileIo::submit`]'s iterator describes must stay valid
+/// the memory that the iterator from `bvec_iter` describes must stay valid
 /// while the handle is given up.
 pub(crate) unsafe trait IoOwner: Send + Sized {
+    /// An iterator over the memory that the I/O reads into (`dir` is
+    /// [`Direction::FromFile`]) or writes from.
+    fn bvec_iter(&self, dir: Direction) -> Result<BvecIter>;
+
     /// Gives up the handle, returning its embedded `FileIo`.
     fn into_file_io(self) -> NonNull<FileIo>;
 
@@ -403,19 +407,24 @@ impl FileIo {
         self.result.store(result, Release);
     }
 
-    /// Submits a read or write of `iter` at byte `pos` of `file` for
-    /// `owner`, in `mode`. `owner.io_done()` runs exactly once with the
-    /// result, here or from the file system's completion.
+    /// Submits a read or write of `owner`'s memory at byte `pos` of `file`,
+    /// in `mode`. `owner.io_done()` then runs exactly once with the result,
+    /// here or from the file system's completion. If the owner's iterator
+    /// cannot be built, nothing is submitted and the owner comes back.
     pub(crate) fn submit<O: IoOwner>(
         owner: O,
         file: ARef<File>,
-        iter: BvecIter,
         dir: Direction,
         pos: i64,
         mode: IoMode,
         ioprio: u16,
-    ) {
-        let mut iter = iter;
+    ) -> Result<(), (O, Error)> {
+        // Taken from the owner here: an iterator over other memory could
+        // outlive what it describes.
+        let mut iter = match owner.bvec_iter(dir) {
+            Ok(iter) => iter,
+            Err(e) => return Err((owner, e)),
+        };
         let io = owner.into_file_io();
         // SAFETY: The owner gave `io` up to this I/O, so nothing else uses
         // it until `finish` hands it back. `iter` describes memory that
@@ -454,13 +463,13 @@ impl FileIo {
                     };
                     *this.write.get() = started;
                     match f_op.write_iter {
-                        Some(write_iter) if started => write_iter(iocb, &mut iter.iter),
+                        Some(write_iter) if started => write_iter(iocb, iter.as_raw()),
                         Some(_) => -(bindings::EAGAIN as isize),
                         None => EINVAL.to_errno() as isize,
                     }
                 }
                 Direction::FromFile => match f_op.read_iter {
-                    Some(read_iter) => read_iter(iocb, &mut iter.iter),
+                    Some(read_iter) => read_iter(iocb, iter.as_raw()),
                     None => EINVAL.to_errno() as isize,
                 },
             }
@@ -475,6 +484,7 @@ impl FileIo {
                 Self::put::<O>(io);
             }
         }
+        Ok(())
     }
 
     /// # Safety

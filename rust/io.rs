@@ -193,16 +193,14 @@ fn handle_request(rq: Request<LoopOps>, target: Option<&IoTarget>) {
     match op {
         Op::Read | Op::Write => {
             let dir = direction(op);
-            let iter = match rq.bvec_iter(dir) {
-                Ok(iter) => iter,
-                Err(_) => return finish_sync(rq, EIO.to_errno() as isize),
-            };
             let ioprio = rq.ioprio();
             let mode = match target.direct_io() {
                 true => IoMode::Direct,
                 false => IoMode::Buffered,
             };
-            FileIo::submit(rq, target.file.clone(), iter, dir, pos, mode, ioprio);
+            if let Err((rq, _)) = FileIo::submit(rq, target.file.clone(), dir, pos, mode, ioprio) {
+                finish_sync(rq, EIO.to_errno() as isize);
+            }
         }
         Op::Discard | Op::WriteZeroes => {
             let mode = if op == Op::WriteZeroes && rq.is_nounmap() {
@@ -257,22 +255,17 @@ fn submit_nowait(dev: &LoopDevice, rq: Request<LoopOps>) -> Option<Request<LoopO
     let Some(pos) = file_position(&rq, &target) else {
         return Some(rq);
     };
-    // In the scope: gathering the vectors may allocate.
-    let dir = direction(op);
-    let Ok(iter) = rq.bvec_iter(dir) else {
-        return Some(rq);
-    };
     let ioprio = rq.ioprio();
-    FileIo::submit(
+    // In the scope: gathering the vectors may allocate.
+    let submitted = FileIo::submit(
         rq,
         target.file,
-        iter,
-        dir,
+        direction(op),
         pos,
         IoMode::DirectNowait,
         ioprio,
     );
-    None
+    submitted.err().map(|(rq, _)| rq)
 }
 
 /// `lo_fallocate`: discard and write-zeroes through the file's fallocate.

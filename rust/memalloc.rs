@@ -15,12 +15,15 @@ use kernel::ffi::c_uint;
 
 /// A `memalloc_noio_save()` section of the current task, ended on drop.
 ///
+/// Nested scopes should end in reverse order: ending an outer one first
+/// ends the inner one's no-I/O section early, since the restore clears the
+/// flag that the outer one set. Nothing worse follows.
+///
 /// # Invariants
 ///
 /// `flags` is the value `memalloc_noio_save()` returned on this task when
-/// the scope was entered. Scopes nest and end in reverse order, since the
-/// type is neither [`Send`] nor movable out of its task's stack frame in a
-/// way that reorders drops.
+/// the scope was entered, and the scope ends on that task, since the type
+/// is not [`Send`].
 pub(crate) struct NoIoScope {
     flags: c_uint,
     // `memalloc_noio_restore()` must run on the task that saved.
@@ -49,7 +52,8 @@ impl NoIoScope {
 impl Drop for NoIoScope {
     fn drop(&mut self) {
         // SAFETY: By the type invariant, `self.flags` came from
-        // `memalloc_noio_save()` on this task, and inner scopes have ended.
+        // `memalloc_noio_save()` on this task; the restore only changes
+        // that task's flags.
         unsafe { helpers_ffi::rloop_memalloc_noio_restore(self.flags) };
     }
 }

@@ -62,12 +62,16 @@ impl<T: MiscIoctl> FixedMiscDevice<T> {
         minor: u32,
         data: T::Data,
     ) -> impl PinInit<Self, Error> {
-        let foreign = data.into_foreign();
         // `data` comes first: once registered, the device can be opened.
-        try_pin_init!(Self {
-            data: foreign,
+        // It becomes foreign only when the initializer runs, so that an
+        // initializer dropped unrun does not leak it.
+        try_pin_init!(&this in Self {
+            data: data.into_foreign(),
             _p: PhantomData,
             inner <- Opaque::try_ffi_init(move |slot: *mut bindings::miscdevice| {
+                // SAFETY: `data` was initialised above; reading it through
+                // the raw pointer creates no reference into `Self`.
+                let foreign = unsafe { (*this.as_ptr()).data };
                 // SAFETY: `slot` is valid for writes and pinned.
                 unsafe {
                     slot.write(bindings::miscdevice {

@@ -57,9 +57,17 @@ pub(crate) enum Direction {
 /// # Invariants
 ///
 /// `iter` describes memory of the request that built it, which stays valid
-/// while that request is owned by the driver.
+/// while that request is owned by the driver. Only [`Request::bvec_iter`]
+/// builds one.
 pub(crate) struct BvecIter {
-    pub(crate) iter: bindings::iov_iter,
+    iter: bindings::iov_iter,
+}
+
+impl BvecIter {
+    /// The C iterator, for a file's `read_iter` or `write_iter`.
+    pub(crate) fn as_raw(&mut self) -> *mut bindings::iov_iter {
+        &raw mut self.iter
+    }
 }
 
 /// Calls `f` for each `bio_vec` of the request (`rq_for_each_bvec()`).
@@ -99,7 +107,10 @@ impl<T: Operations + RequestField<BvecTable>> Request<T> {
     /// Builds an iterator over the request's pages for a transfer in
     /// `dir`. A single-bio request uses the bio's own vector; a request of
     /// several bios gathers its vectors into the request's [`BvecTable`].
-    pub(crate) fn bvec_iter(&self, dir: Direction) -> Result<BvecIter> {
+    ///
+    /// Only the request's [`IoOwner`](crate::file_io::IoOwner) calls this:
+    /// the iterator must not outlive the request's ownership.
+    pub(super) fn bvec_iter(&self, dir: Direction) -> Result<BvecIter> {
         let rq = self.as_raw();
         let dir = match dir {
             Direction::FromFile => bindings::ITER_DEST,

@@ -79,6 +79,12 @@ unsafe impl<T: Operations> Send for TagSet<T> {}
 unsafe impl<T: Operations> Sync for TagSet<T> {}
 
 impl<T: Operations> TagSet<T> {
+    /// blk-mq puts a request's data right after its `struct request`, so
+    /// the data can be aligned no more strictly than that.
+    const DATA_FITS_ALIGNMENT: () = assert!(
+        core::mem::align_of::<T::RequestData>() <= core::mem::align_of::<bindings::request>()
+    );
+
     /// Allocates a tag set of `nr_hw_queues` queues of `queue_depth` tags
     /// each, with `BLK_MQ_F_*` `flags`.
     pub(crate) fn new(
@@ -86,6 +92,7 @@ impl<T: Operations> TagSet<T> {
         queue_depth: u32,
         flags: u32,
     ) -> impl PinInit<Self, Error> {
+        let () = Self::DATA_FITS_ALIGNMENT;
         let cmd_size = u32::try_from(core::mem::size_of::<T::RequestData>());
         try_pin_init!(Self {
             inner <- Opaque::try_ffi_init(move |slot: *mut bindings::blk_mq_tag_set| {
