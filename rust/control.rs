@@ -12,7 +12,7 @@
 
 use crate::{
     blk::{tag_set::flags, AttributeGroup, DiskParams, GenDisk, Probe, TagSet},
-    device::{LoopDevice, State},
+    device::LoopDevice,
     io::LoopOps,
     misc::MiscIoctl,
     status,
@@ -159,8 +159,6 @@ impl Driver {
 
     /// `loop_control_remove`.
     fn remove(&self, index: u32) -> Result {
-        let _ctl = self.ctl_lock.lock();
-        // Entries change only under `ctl_lock`, which we hold.
         let (dev, disk) = self
             .devices
             .lock()
@@ -168,7 +166,11 @@ impl Driver {
             .find(|e| e.dev.index == index)
             .map(|e| (e.dev.clone(), e.disk.clone()))
             .ok_or(ENODEV)?;
+        // Without `ctl_lock`, as in loop.c: the device's config lock may be
+        // held across slow work, which must not hold up other devices.
+        // Only one removal gets past this; the entry stays until it is done.
         dev.start_deleting(disk.disk())?;
+        let _ctl = self.ctl_lock.lock();
         let entry = {
             let mut devices = self.devices.lock();
             let pos = devices.iter().position(|e| e.dev.index == index);
@@ -184,15 +186,14 @@ impl Driver {
     fn get_free(self: &Arc<Self>) -> Result<u32> {
         {
             let _ctl = self.ctl_lock.lock();
-            let mut devs = KVec::new();
-            for e in self.devices.lock().iter() {
-                devs.push(e.dev.clone(), GFP_KERNEL)?;
-            }
-            let mut free = devs
+            let free = self
+                .devices
+                .lock()
                 .iter()
-                .filter(|d| d.state() == State::Unbound)
-                .map(|d| d.index);
-            if let Some(index) = free.by_ref().min() {
+                .filter(|e| e.dev.is_free())
+                .map(|e| e.dev.index)
+                .min();
+            if let Some(index) = free {
                 return Ok(index);
             }
         }

@@ -40,7 +40,10 @@ use kernel::{
     str::{parse_int::ParseInt, BStr},
     sync::{
         aref::ARef,
-        atomic::{ordering::Relaxed, Atomic},
+        atomic::{
+            ordering::{Acquire, Relaxed, Release},
+            Atomic,
+        },
         Arc, Mutex, SetOnce, SpinLock,
     },
     uaccess::{UserPtr, UserSlice},
@@ -129,6 +132,10 @@ pub(crate) struct LoopDevice {
     /// the `io` lock, so that `queue_rq` skips the attempt for a target
     /// that would refuse it.
     nowait_target: Atomic<bool>,
+    /// `config.state`, for the two readers that must not wait for the
+    /// config lock, where loop.c reads `lo_state` with `READ_ONCE()`:
+    /// `queue_rq` and `LOOP_CTL_GET_FREE`. Updated by `publish`.
+    published_state: Atomic<u32>,
     driver: Arc<Driver>,
 }
 
@@ -193,6 +200,7 @@ impl LoopDevice {
                 more_workers,
                 nowait,
                 nowait_target: Atomic::new(false),
+                published_state: Atomic::new(State::Unbound as u32),
                 driver,
             }),
             GFP_KERNEL,
@@ -230,19 +238,33 @@ impl LoopDevice {
         self.io.lock().clone()
     }
 
-    /// The state, for the control device.
-    pub(crate) fn state(&self) -> State {
-        self.config.lock().state
+    /// Whether the device is unbound, for `LOOP_CTL_GET_FREE`. Read without
+    /// the config lock, which a bind may hold across slow work: a race
+    /// only makes the caller create a new device, as in loop.c.
+    pub(crate) fn is_free(&self) -> bool {
+        self.published_state.load(Relaxed) == State::Unbound as u32
+    }
+
+    /// Whether `queue_rq` takes requests (loop.c: `lo_state == Lo_bound`).
+    /// Those it took are served even if the device starts detaching
+    /// before the worker gets to them.
+    pub(crate) fn accepts_io(&self) -> bool {
+        // Pairs with `publish`: a request taken here finds the target.
+        self.published_state.load(Acquire) == State::Bound as u32
     }
 
     /// Marks an unbound device for deletion (`LOOP_CTL_REMOVE`), unless it
-    /// is bound or open.
+    /// is bound or open. `ENODEV` if another removal got there first.
     pub(crate) fn start_deleting(&self, disk: &Disk<LoopOps>) -> Result {
         let mut cfg = self.config.lock();
+        if cfg.state == State::Deleting {
+            return Err(ENODEV);
+        }
         if cfg.state != State::Unbound || disk.openers() > 0 {
             return Err(EBUSY);
         }
         cfg.state = State::Deleting;
+        self.publish(&cfg);
         Ok(())
     }
 
@@ -259,6 +281,7 @@ impl LoopDevice {
         let nowait = target.as_ref().is_some_and(|t| t.bound && t.nowait);
         self.nowait_target.store(nowait, Relaxed);
         let old = core::mem::replace(&mut *self.io.lock(), target);
+        self.published_state.store(cfg.state as u32, Release);
         // The old file reference is dropped outside the spinlock.
         drop(old);
     }
@@ -282,6 +305,7 @@ impl LoopDevice {
             let mut cfg = self.config.lock();
             if cfg.state == State::Bound && cfg.flags & LO_FLAGS_AUTOCLEAR != 0 {
                 cfg.state = State::Rundown;
+                self.publish(&cfg);
             }
             cfg.state == State::Rundown
         };
@@ -334,6 +358,7 @@ impl LoopDevice {
                 disk.set_partition_scan(false);
             }
             cfg.state = State::Unbound;
+            self.publish(&cfg);
         }
         // The file reference and the module reference go last, outside
         // the config lock: fput() may take open_mutex of another disk.
@@ -439,7 +464,10 @@ impl LoopDevice {
         // Upgrade to an exclusive claim, so the device does not change
         // under an exclusive owner.
         let _claim = bdev.claim(mode)?;
-        let _validate = self.driver.validate_lock.lock();
+        // Only a loop device as backing file has a chain to check, and only
+        // then does loop.c take its global lock: binds of other devices do
+        // not wait for this one's fsync.
+        let _validate = is_loop_device(&file).then(|| self.driver.validate_lock.lock());
         let disk = bdev.disk();
 
         let mut cfg = self.config.lock();
@@ -489,14 +517,6 @@ impl LoopDevice {
                 self.log_dio_refusal(&mut cfg, why, &dio_inputs);
             }
         }
-        let sysfs = match GroupRegistration::new(disk, self.driver.attrs.clone()) {
-            Ok(reg) => Some(reg),
-            Err(e) => {
-                // loop.c only warns when the group cannot be created.
-                pr_warn!("loop{}: cannot create sysfs group ({:?})\n", self.index, e);
-                None
-            }
-        };
         let size = file.size().unwrap_or(0);
         cfg.binding = Some(Binding {
             file,
@@ -505,7 +525,7 @@ impl LoopDevice {
             file_name: stored_file_name(&config.info.file_name),
             dio_align,
             saved_gfp,
-            sysfs,
+            sysfs: None,
             _module: module,
         });
         let capacity = geometry::capacity_sectors(size, config.info.offset, config.info.sizelimit);
@@ -517,6 +537,19 @@ impl LoopDevice {
         }
         cfg.flags = flags;
         self.publish(&cfg);
+        // After publishing, so that the files never show a device without
+        // its backing file.
+        let sysfs = match GroupRegistration::new(disk, self.driver.attrs.clone()) {
+            Ok(reg) => Some(reg),
+            Err(e) => {
+                // loop.c only warns when the group cannot be created.
+                pr_warn!("loop{}: cannot create sysfs group ({:?})\n", self.index, e);
+                None
+            }
+        };
+        if let Some(binding) = cfg.binding.as_mut() {
+            binding.sysfs = sysfs;
+        }
         let partscan = flags & LO_FLAGS_PARTSCAN != 0;
         if partscan {
             disk.set_partition_scan(true);
@@ -533,10 +566,11 @@ impl LoopDevice {
 
     /// `loop_validate_file`: no loop-on-loop cycle back to this device, a
     /// bound device at every step of a chain, and a regular file or block
-    /// device at its end. Called with the validate lock held.
+    /// device at its end. Called with the validate lock held if `file` is a
+    /// loop device.
     fn validate_backing_file(&self, file: &BackingFile, bdev: &BlockDevice<LoopOps>) -> Result {
         let mut rdev = file.block_device_number();
-        while let Some(dev) = rdev.filter(|&d| d >> 20 == crate::LOOP_MAJOR) {
+        while let Some(dev) = rdev.filter(|&d| is_loop_device_number(d)) {
             if dev == bdev.dev() {
                 return Err(EBADF);
             }
@@ -584,7 +618,10 @@ impl LoopDevice {
         file: BackingFile,
     ) -> Result<(BackingFile, bool)> {
         let disk = bdev.disk();
-        let _validate = self.driver.validate_lock.lock();
+        // As in `configure`. The chain check clones the files it looks at,
+        // so loop.c's wait for checks in flight before the old file is put
+        // is not needed.
+        let _validate = is_loop_device(&file).then(|| self.driver.validate_lock.lock());
         let mut cfg = self.config.lock();
         if cfg.state != State::Bound {
             return Err(ENXIO);
@@ -891,6 +928,17 @@ impl LoopDevice {
         disk.set_nr_hw_queues(nr);
         Ok(())
     }
+}
+
+/// Whether `dev`, a device number, is a loop device's.
+fn is_loop_device_number(dev: u32) -> bool {
+    dev >> 20 == crate::LOOP_MAJOR
+}
+
+/// Whether `file` is a loop device (of rloop or of loop.c).
+fn is_loop_device(file: &BackingFile) -> bool {
+    file.block_device_number()
+        .is_some_and(is_loop_device_number)
 }
 
 /// A worker for hardware queue `queue` of device `index`.

@@ -75,9 +75,14 @@ impl Operations for LoopOps {
 
     fn queue_rq(dev: ArcBorrow<'_, LoopDevice>, rq: Request<Self>, is_last: bool) {
         let worker = dev.worker(rq.hw_queue());
-        let rq = match dev.nowait() {
-            true => submit_nowait(&dev, rq),
-            false => Some(rq),
+        let rq = if !dev.accepts_io() {
+            // Not bound (loop.c's queue_rq returns BLK_STS_IOERR).
+            rq.end(Status::ioerr());
+            None
+        } else if dev.nowait() {
+            submit_nowait(&dev, rq)
+        } else {
+            Some(rq)
         };
         if let Some(rq) = rq {
             worker.data().pending.push(rq);
@@ -149,8 +154,9 @@ impl Drain for HwQueue {
         let _scope = LoopWorkerScope::enter();
         // The backing device sees the batch's bios at once.
         with_plug(|| {
-            // One look at the target serves the batch: it changes only
-            // while no request is in flight, and these are.
+            // One look at the target serves the batch: its file, offset
+            // and flags change only with the queue frozen, so not while
+            // these requests are in flight.
             let mut target = None;
             for rq in self.pending.take_all() {
                 let target = target.get_or_insert_with(|| rq.queue_data().io_target());
@@ -171,8 +177,9 @@ fn kick_if_pending(worker: &DrainWorker<HwQueue>) {
 
 /// `loop_handle_cmd`, on the device's worker, for the device's `target`.
 fn handle_request(rq: Request<LoopOps>, target: Option<&IoTarget>) {
-    let Some(target) = target.filter(|t| t.bound) else {
-        // Not bound (loop.c's queue_rq returns BLK_STS_IOERR).
+    // `queue_rq` took it while bound, and the target stays until the last
+    // close, after the I/O: a detach that started since does not fail it.
+    let Some(target) = target else {
         rq.end(Status::ioerr());
         return;
     };
