@@ -16,7 +16,7 @@ use crate::{
     io::LoopOps,
     misc::MiscIoctl,
     status,
-    uapi::{LOOP_CTL_ADD, LOOP_CTL_GET_FREE, LOOP_CTL_REMOVE},
+    uapi::{dev_minor, LOOP_CTL_ADD, LOOP_CTL_GET_FREE, LOOP_CTL_REMOVE, MINOR_BITS},
 };
 use kernel::{
     new_mutex,
@@ -26,8 +26,6 @@ use kernel::{
 
 /// loop.c's `max_hw_sectors`: a historic cap of 1.25 MiB per request.
 const MAX_HW_SECTORS: u32 = 2560;
-/// `MINORBITS`.
-const MINOR_BITS: u32 = 20;
 
 /// A device and its disk.
 struct Entry {
@@ -85,6 +83,12 @@ impl Driver {
             }),
             GFP_KERNEL,
         )
+    }
+
+    /// The index of the device that minor number `dev` (a `dev_t` of the
+    /// loop major) belongs to, partitions included.
+    pub(crate) fn index_of(&self, dev: u32) -> u32 {
+        dev_minor(dev) >> self.part_shift
     }
 
     /// The device of `index`, if it exists.
@@ -248,7 +252,7 @@ impl Probe for Driver {
     /// `loop_probe`: a node of a missing device was opened.
     fn probe(this: ArcBorrow<'_, Self>, dev: u32) {
         let driver: Arc<Driver> = this.into();
-        let index = (dev & ((1 << MINOR_BITS) - 1)) >> driver.part_shift;
+        let index = driver.index_of(dev);
         if driver
             .autoload_limit
             .is_some_and(|max| max != 0 && index >= max)

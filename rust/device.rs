@@ -574,10 +574,7 @@ impl LoopDevice {
             if dev == bdev.dev() {
                 return Err(EBADF);
             }
-            let other = self
-                .driver
-                .find((dev & 0xfffff) >> self.driver.part_shift)
-                .ok_or(EINVAL)?;
+            let other = self.driver.find(self.driver.index_of(dev)).ok_or(EINVAL)?;
             let target = other.io_target().filter(|t| t.bound).ok_or(EINVAL)?;
             rdev = BackingFile::from_file(target.file).block_device_number();
         }
@@ -932,7 +929,7 @@ impl LoopDevice {
 
 /// Whether `dev`, a device number, is a loop device's.
 fn is_loop_device_number(dev: u32) -> bool {
-    dev >> 20 == crate::LOOP_MAJOR
+    uapi::dev_major(dev) == crate::LOOP_MAJOR
 }
 
 /// Whether `file` is a loop device (of rloop or of loop.c).

@@ -266,10 +266,23 @@ pub(crate) fn stored_file_name(name: &[u8; LO_NAME_SIZE]) -> [u8; LO_NAME_SIZE] 
     out
 }
 
+/// `MINORBITS`: a kernel `dev_t` is the major number above this many bits
+/// of minor number.
+pub(crate) const MINOR_BITS: u32 = 20;
+
+/// `MAJOR()` of a kernel `dev_t`.
+pub(crate) fn dev_major(dev: u32) -> u32 {
+    dev >> MINOR_BITS
+}
+
+/// `MINOR()` of a kernel `dev_t`.
+pub(crate) fn dev_minor(dev: u32) -> u32 {
+    dev & ((1 << MINOR_BITS) - 1)
+}
+
 /// `huge_encode_dev()`: a kernel `dev_t` as user space's 64-bit number.
 pub(crate) fn huge_encode_dev(dev: u32) -> u64 {
-    let major = dev >> 20;
-    let minor = dev & 0xfffff;
+    let (major, minor) = (dev_major(dev), dev_minor(dev));
     u64::from((minor & 0xff) | (major << 8) | ((minor & !0xff) << 12))
 }
 

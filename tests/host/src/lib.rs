@@ -357,4 +357,11 @@ mod uapi_tests {
         assert_eq!(huge_encode_dev((259 << 20) | 1), 0x10301);
         assert_eq!(huge_encode_dev((8 << 20) | 0x12345), 0x1230_0845);
     }
+
+    #[test]
+    fn dev_t_splits_as_major_and_minor() {
+        // MKDEV(7, 0x12345) and MKDEV(4095, 0xfffff).
+        assert_eq!((dev_major(0x712345), dev_minor(0x712345)), (7, 0x12345));
+        assert_eq!((dev_major(u32::MAX), dev_minor(u32::MAX)), (0xfff, 0xfffff));
+    }
 }
