@@ -84,16 +84,14 @@ def within(what, call):
 
 def ioctl(path, cmd, arg=0):
     """The ioctl's result on a fd of `path` opened for it alone."""
-    fd = os.open(path, os.O_RDWR)
-    try:
-        return lc.call(fd, cmd, arg)
-    finally:
-        os.close(fd)
+    call = Call(path, cmd, arg)
+    call.thread.join()
+    return call.result
 
 
 def configure_arg(path):
     """A struct loop_config for `path`; the fd stays open for the process."""
-    return lc.struct.pack("=II", os.open(path, os.O_RDWR), 0) + lc.info64() + bytes(64)
+    return lc.loop_config(os.open(path, os.O_RDWR))
 
 
 def freeze(mnt, on):

@@ -65,6 +65,11 @@ def info64(offset=0, sizelimit=0, flags=0, encrypt_type=0, key_size=0, name=b"")
                        flags, name, b"", b"", 0, 0)
 
 
+def loop_config(fd, block_size=0, info=None):
+    """struct loop_config: the backing file's fd, block size and info64."""
+    return struct.pack("=II", fd, block_size) + (info or info64()) + bytes(64)
+
+
 def errname(e):
     return errno.errorcode.get(e.errno, str(e.errno))
 
@@ -263,9 +268,9 @@ def main(argv=None):
         if op == "set-fd":
             print(call(dev, LOOP_SET_FD, ffd))
         else:
-            cfg = struct.pack("=II", ffd, a.block_size) + info64(
+            cfg = loop_config(ffd, a.block_size, info64(
                 a.offset, a.sizelimit, a.flags, a.encrypt_type, a.key_size,
-                os.path.abspath(args[1]).encode()[:63]) + bytes(64)
+                os.path.abspath(args[1]).encode()[:63]))
             print(call(dev, LOOP_CONFIGURE, cfg))
     elif op == "set-fd-self":
         print(call(dev, LOOP_SET_FD, dev))
