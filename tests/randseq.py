@@ -47,7 +47,10 @@ def setup(d):
             for i in range(0, size, 4096):
                 f.write((f"{name}:{i}:" * 1024)[:min(4096, size - i)].encode())
     subprocess.run(["truncate", "-s", "16M", f"{d}/part"], check=True)
-    subprocess.run(["/sbin/sfdisk", "-q", f"{d}/part"], input=b"label: dos\n,4M\n,4M\n",
+    # A fixed disk identifier: sfdisk picks a random one, and the setup
+    # runs once per driver, so reads of the MBR would differ between them.
+    subprocess.run(["/sbin/sfdisk", "-q", f"{d}/part"],
+                   input=b"label: dos\nlabel-id: 0x10095e7f\n,4M\n,4M\n",
                    check=True, stdout=subprocess.DEVNULL)
     os.chmod(f"{d}/ro", 0o444)
 
