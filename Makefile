@@ -6,7 +6,7 @@
 SCRIPTS := $(CURDIR)/scripts
 export KDIR
 
-.PHONY: all modules clean kdir deps kernel vm demo check soak test-host test-dkms test-vm bench fmt lint install help
+.PHONY: all modules clean kdir deps kernel vm demo check check-full soak test-host test-dkms test-vm bench fmt lint install help
 
 all: modules
 
@@ -40,8 +40,13 @@ vm: modules
 demo: modules
 	@$(SCRIPTS)/vm.sh -- $(CURDIR)/tests/demo.sh
 
-## make check: the full test suite: lint, host tests, dkms build, the VM suite
-check: lint test-host test-dkms test-vm
+## make check: the test suite (what CI runs): lint, host tests, dkms build, the VM suite, each stage timed
+check:
+	@$(SCRIPTS)/check.sh fast
+
+## make check-full: make check with the long forms of the VM cases (Documentation/testing.rst says when it is due)
+check-full:
+	@$(SCRIPTS)/check.sh full
 
 ## make bench: fio, rloop vs loop.c vs raw file, in a release-kernel VM; report in results/bench/latest
 bench:
@@ -67,9 +72,9 @@ test-host: deps
 test-dkms: deps
 	@$(SCRIPTS)/test-dkms.sh
 
-## make test-vm: the in-VM test suite (TESTS=regex selects cases)
+## make test-vm: the in-VM test suite over two VMs at once (TESTS=regex selects cases, RLOOP_VM_SHARDS=N the number of VMs)
 test-vm: modules results/bin/compat32
-	@$(SCRIPTS)/vm.sh --dmesg $(CURDIR)/results/dmesg-check.txt -- $(CURDIR)/tests/run.sh '$(TESTS)'
+	@$(SCRIPTS)/test-vm.sh '$(TESTS)'
 
 # A 32-bit program for the compat ioctl tests, built here: in the guest,
 # under TCG, gcc takes minutes.

@@ -93,11 +93,18 @@ trap 'rm -rf "$xchg"' EXIT
 
 # vng runs virtme-run from its own venv.
 export PATH="$VENV/bin:$PATH"
+# The root (the host's, read-only) is mounted with cache=loose instead of
+# virtme-ng's default, no cache: then the guest keeps the programs it runs
+# in its page cache instead of reading them over 9p at every exec, which
+# under TCG made each exec cost about a second. The host must not change
+# the root while the VM runs (results/ is a mount of its own, uncached).
+# The later rootflags= on the command line is the one the kernel takes.
+rootflags=version=9p2000.L,trans=virtio,access=any,msize=524288,cache=loose
 vng=(
 	"$VENV/bin/vng" --run "$kdir" --disable-kvm --force-9p
 	--cpus "$cpus" --memory "$memory"
 	--rwdir "$results" --cwd "$RLOOP_ROOT"
-	--append "log_buf_len=16M${append:+ $append}"
+	--append "rootflags=$rootflags log_buf_len=16M${append:+ $append}"
 )
 # vng pastes --qemu-opts into a shell command line: quote the value, and
 # bind it with = so that argparse does not take -drive for an option.
@@ -118,7 +125,10 @@ knobs=
 while IFS='=' read -r name _; do
 	knobs+=" $name=$(printf %q "${!name}")"
 done < <(env | grep -E '^RLOOP_TEST_[A-Z0-9_]+=' || true)
-guest="export RLOOP_IN_VM=1 RLOOP_RESULTS=$(printf %q "$results")$knobs; \
+# The guest's PATH is Debian's own, whatever the caller's: a python3 found
+# first on a developer's PATH (a pyenv shim is a bash script that runs
+# several more) cost about 10 s per call under TCG instead of 1.
+guest="export PATH=/usr/sbin:/usr/bin:/sbin:/bin RLOOP_IN_VM=1 RLOOP_RESULTS=$(printf %q "$results")$knobs; \
 cd $(printf %q "$RLOOP_ROOT") && $cmd; rc=\$?; \
 dmesg > $(printf %q "$xchg")/dmesg.txt; echo \$rc > $(printf %q "$xchg")/rc; exit \$rc"
 

@@ -77,7 +77,7 @@ case_multiple_hw_queues() {
 		before=$(worker_switches "$name")
 		# One job per vCPU at a time, so that requests come from both.
 		fio --name=mq --filename="$dev" --ioengine=libaio --direct=1 --iodepth=16 \
-			--numjobs=4 --size=8M --offset_increment=8M --rw=randrw --bs=4k \
+			--numjobs=4 --size="$(by_tier 2M 8M)" --offset_increment=8M --rw=randrw --bs=4k \
 			--cpus_allowed_policy=split --cpus_allowed=0-1 --verify_state_save=0 \
 			--verify=crc32c --verify_fatal=1 --do_verify=1 --group_reporting \
 			--output="$RLOOP_CASE_DIR/fio-$name.txt" || fail "fio verify on $dev"
@@ -117,10 +117,10 @@ case_hw_queues_per_device() {
 	assert_eq 1 "$(cat $attr)" "nr_hw_queues after bad writes"
 	assert_eq 1 "$(queues loop0)" "queues after bad writes"
 
-	# The whole 32 MiB written, then read back and checked, while the
-	# count changes under the I/O.
+	# All of it written, then read back and checked, while the count
+	# changes under the I/O.
 	fio --name=resize --filename=/dev/loop0 --ioengine=libaio --direct=1 --iodepth=16 \
-		--numjobs=2 --size=16M --offset_increment=16M --rw=randwrite --bs=4k \
+		--numjobs=2 --size="$(by_tier 4M 16M)" --offset_increment=16M --rw=randwrite --bs=4k \
 		--verify=crc32c --verify_fatal=1 --do_verify=1 --verify_state_save=0 \
 		--group_reporting --output="$RLOOP_CASE_DIR/fio.txt" &
 	local fio_pid=$!
@@ -128,6 +128,8 @@ case_hw_queues_per_device() {
 		sleep 0.5
 		echo "$q" >"$attr" || fail "writing $q to nr_hw_queues"
 	done
+	# Otherwise the changes raced nothing and the case proves nothing.
+	kill -0 $fio_pid 2>/dev/null || fail "fio ended before the last queue change: make its run longer"
 	wait $fio_pid || fail "fio verify across queue changes"
 	grep -q 'err= 0' "$RLOOP_CASE_DIR/fio.txt" || fail "fio reported errors"
 	# 0: one queue per CPU, each with a worker.
@@ -233,13 +235,13 @@ case_nowait_fast_path() {
 	[ $((most * 4)) -lt "$buffered" ] || fail "direct reads went through the worker"
 	# Overwrites verify, also on the fast path.
 	fio --name=w --filename=/dev/loop0 --ioengine=io_uring --direct=1 --iodepth=16 \
-		--rw=randwrite --bsrange=4k-128k --size=32M --verify=crc32c --verify_state_save=0 --verify_fatal=1 \
+		--rw=randwrite --bsrange=4k-128k --size="$(by_tier 8M 32M)" --verify=crc32c --verify_state_save=0 --verify_fatal=1 \
 		--do_verify=1 --output="$RLOOP_CASE_DIR/fio-overwrite.txt" || fail "fio overwrite verify"
 	# Writes into holes need allocation, which xfs refuses under NOWAIT: the
 	# worker takes them over, and the data verifies.
 	before=$(worker_cpu_ns loop1)
 	fio --name=a --filename=/dev/loop1 --ioengine=io_uring --direct=1 --iodepth=16 \
-		--rw=randwrite --bs=64k --size=32M --verify=crc32c --verify_state_save=0 --verify_fatal=1 \
+		--rw=randwrite --bs=64k --size="$(by_tier 8M 32M)" --verify=crc32c --verify_state_save=0 --verify_fatal=1 \
 		--do_verify=1 --output="$RLOOP_CASE_DIR/fio-alloc.txt" || fail "fio allocating verify"
 	after=$(worker_cpu_ns loop1)
 	echo "loop1, writes into holes: the worker ran $(((after - before) / 1000)) us"
@@ -269,7 +271,7 @@ case_nowait_fast_path() {
 	head -c 16M /dev/urandom >"$upper/data"
 	sum=$(sha256sum <"$upper/data")
 	fio --name=j --directory="$upper" --ioengine=io_uring --direct=1 --iodepth=8 \
-		--rw=randrw --bs=4k --size=16M --fsync=8 --verify=crc32c --verify_state_save=0 --verify_fatal=1 \
+		--rw=randrw --bs=4k --size="$(by_tier 4M 16M)" --fsync=8 --verify=crc32c --verify_state_save=0 --verify_fatal=1 \
 		--do_verify=1 --output="$RLOOP_CASE_DIR/fio-nested.txt" || fail "fio on nested ext4"
 	umount "$upper"
 	fsck.ext4 -n -f /dev/loop3 >/dev/null 2>&1 || fail "upper ext4 not clean"
@@ -571,7 +573,7 @@ case_fio_verify_both_modes() {
 	local dev
 	for dev in /dev/loop0 /dev/loop1; do
 		fio --name=verify --filename="$dev" --ioengine=libaio --direct=1 --iodepth=16 \
-			--rw=randwrite --bsrange=4k-256k --size=48M --verify=crc32c \
+			--rw=randwrite --bsrange=4k-256k --size="$(by_tier 16M 48M)" --verify=crc32c \
 			--verify_fatal=1 --do_verify=1 --output="$RLOOP_CASE_DIR/fio-${dev##*/}.txt" ||
 			fail "fio verify on $dev"
 	done
@@ -612,7 +614,7 @@ case_buffered_writes_make_multi_bio_requests() {
 	losetup --direct-io=on /dev/loop0 "$FSDIR/img"
 	# Buffered writes through the device's page cache are merged into
 	# requests of several bios, which go through the per-request bvec table.
-	fio --name=seq --filename=/dev/loop0 --rw=write --bs=4k --size=32M --ioengine=psync \
+	fio --name=seq --filename=/dev/loop0 --rw=write --bs=4k --size="$(by_tier 8M 32M)" --ioengine=psync \
 		--end_fsync=1 --verify=crc32c --do_verify=1 --verify_fatal=1 \
 		--output="$RLOOP_CASE_DIR/fio-merged.txt" || fail "buffered sequential verify"
 	local merges
@@ -708,7 +710,7 @@ case_fio_randrw_four_jobs_both_modes() {
 	local dev
 	for dev in /dev/loop0 /dev/loop1; do
 		fio --name=randrw --filename="$dev" --ioengine=libaio --direct=1 --iodepth=32 \
-			--numjobs=4 --size=4M --offset_increment=4M --rw=randrw --bs=4k \
+			--numjobs=4 --size="$(by_tier 2M 4M)" --offset_increment=4M --rw=randrw --bs=4k \
 			--verify=crc32c --verify_fatal=1 --do_verify=1 --group_reporting \
 			--output="$RLOOP_CASE_DIR/fio-${dev##*/}.txt" || fail "fio randrw verify on $dev"
 		grep -q 'err= 0' "$RLOOP_CASE_DIR/fio-${dev##*/}.txt" || fail "fio reported errors on $dev"
@@ -721,7 +723,7 @@ case_detach_during_fio_keeps_completed_writes() {
 	truncate -s 64M "$FSDIR/img"
 	losetup --direct-io=on /dev/loop0 "$FSDIR/img"
 	local job=(--name=w --ioengine=libaio --direct=1 --iodepth=16 --rw=randwrite
-		--bs=16k --size=24M --randseed=1234 --verify=crc32c)
+		--bs=16k --size="$(by_tier 8M 24M)" --randseed=1234 --verify=crc32c)
 	fio "${job[@]}" --filename=/dev/loop0 --do_verify=0 --output="$RLOOP_CASE_DIR/fio-w.txt" &
 	local pid=$! i
 	# Detach once fio's writes are flowing (field 5 of stat: writes done).

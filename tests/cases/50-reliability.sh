@@ -5,16 +5,16 @@
 # scan after rmmod. tests/soak/ runs the same cases longer (make soak).
 #
 # Scale (environment): RLOOP_SEED (default 1), RLOOP_RACE_SECS (per race
-# kind, default 6), RLOOP_FUZZ_ITERATIONS (default 300), RLOOP_IO_CYCLES
-# (fault windows, default 1). The defaults keep the suite near 8 minutes
-# under TCG; make soak scales them up.
+# kind, default 3 in make check, 6 in make check-full),
+# RLOOP_FUZZ_ITERATIONS (default 150, 300 in check-full), RLOOP_IO_CYCLES
+# (fault windows, default 1). make soak scales them up.
 
 LOOPCTL="python3 $RLOOP_ROOT/tests/loopctl.py"
 STORM="python3 $RLOOP_ROOT/tests/storm.py"
 FUZZ="python3 $RLOOP_ROOT/tests/fuzz_ioctl.py"
 REL_SEED=${RLOOP_SEED:-1}
-RACE_SECS=${RLOOP_RACE_SECS:-6}
-FUZZ_ITERATIONS=${RLOOP_FUZZ_ITERATIONS:-300}
+RACE_SECS=${RLOOP_RACE_SECS:-$(by_tier 3 6)}
+FUZZ_ITERATIONS=${RLOOP_FUZZ_ITERATIONS:-$(by_tier 150 300)}
 IO_CYCLES=${RLOOP_IO_CYCLES:-1}
 
 # rel_brd SIZE_MIB: a ram disk /dev/ram0, removed when the case ends.
@@ -515,9 +515,7 @@ case_races_under_fio_verify() {
 	printf '%s\n' "${RACE_LOG[@]}"
 	echo "races: seed=$REL_SEED kinds=${#RACE_LOG[@]} races_executed=$ops fio_runs=$RACE_FIO_RUNS" \
 		"bytes_verified=$((RACE_BYTES + DETACH_BYTES)) secs_per_kind=$RACE_SECS"
-	# The last case of the suite: a second scan reports what the first
-	# one only saw for the first time.
-	kmemleak_check 2
+	kmemleak_check
 }
 
 case_ioctl_fuzz_as_root() {
