@@ -109,7 +109,7 @@ main() {
 	) >"$out/host-load.txt" 2>/dev/null &
 	monitor=$!
 	set +e
-	"$RLOOP_ROOT/scripts/vm.sh" --variant bench --cpus "$cpus" --memory "$memory" \
+	"$RLOOP_ROOT/scripts/vm.sh" --exclusive --variant bench --cpus "$cpus" --memory "$memory" \
 		"${append[@]}" --drive "$img" --dmesg "$out/dmesg.txt" -- env "${guest_env[@]}" \
 		"$RLOOP_ROOT/tests/bench/run.sh" "$out" 2>&1 | tee "$out/vm.log"
 	rc=${PIPESTATUS[0]}

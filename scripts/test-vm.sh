@@ -5,12 +5,17 @@
 #
 #   test-vm.sh [PATTERN...]     PATTERNs (extended regexes) select cases
 #
-# A guest runs one shell command at a time most of the time, which keeps
-# one host CPU busy: a second VM uses the other. The VMs take the cases
-# from one list (tests/run.sh -q), longest first by tests/case-times.txt,
-# so that they finish close together. Each VM ends with the cases of
-# tests/final/ (a kmemleak scan after all of its cases) and saves its
-# kernel log in results/dmesg-check-vmN.txt.
+# vm0 boots the debug test kernel (KASAN, lockdep, kmemleak), the others
+# its release build (scripts/kconfig/bench.config, the kernel of make
+# bench) with rloop.ko built for it. All take the cases from one list
+# (tests/run.sh -q), longest first by tests/case-times.txt, so that they
+# finish close together; a release VM takes only the cases that a suite
+# lists in RLOOP_ANY_KERNEL, the ones where KASAN, lockdep and kmemleak are
+# not what is tested (ABI, differential, data and performance-shaped
+# cases). vm0 may take any case, so those run on either kernel from one run
+# to the next. A debug VM ends with tests/final/ (a kmemleak scan after all
+# of its cases). Each VM saves its kernel log in results/dmesg-check-vmN.txt.
+# RLOOP_VM_SHARDS=1: every case in one debug VM.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 RLOOP_STEP=test-vm
@@ -21,7 +26,7 @@ shards=${RLOOP_VM_SHARDS:-2}
 patterns=()
 for p in "$@"; do [ -z "$p" ] || patterns+=("$p"); done
 
-mapfile -t selected < <("$RLOOP_ROOT/tests/run.sh" -l "${patterns[@]}")
+mapfile -t selected < <("$RLOOP_ROOT/tests/run.sh" -l "${patterns[@]}" | cut -d' ' -f1)
 [ ${#selected[@]} -gt 0 ] || die "no case matches: ${patterns[*]}" "tests/run.sh -l lists the cases"
 [ "$shards" -le ${#selected[@]} ] || shards=${#selected[@]}
 
@@ -43,24 +48,46 @@ for i in "${!selected[@]}"; do
 done | sort -k1,1nr -k2,2n | cut -d' ' -f3 >"$queue/order"
 [ "$(wc -l <"$queue/order")" -eq ${#selected[@]} ] || die "the case list $queue/order is incomplete"
 
-# The kernel is built (or found) once, before the VMs start.
+# The kernels are built (or found) once, before the VMs start.
 "$RLOOP_ROOT/scripts/deps.sh"
 "$RLOOP_ROOT/scripts/kernel-build.sh" test >/dev/null
+if [ "$shards" -gt 1 ]; then
+	release_kdir=$("$RLOOP_ROOT/scripts/kernel-build.sh" bench)
+	# rloop.ko for it, from a copy of the tracked sources, so that the one
+	# at the root (for the test kernel) stays; cp -p keeps the mtimes, so an
+	# unchanged source rebuilds nothing.
+	release_src=$results/release-module
+	mkdir -p "$release_src"
+	(cd "$RLOOP_ROOT" && git ls-files -z -co --exclude-standard 2>/dev/null ||
+		find . -path ./.git -prune -o -path ./results -prune -o -type f -print0) |
+		(cd "$RLOOP_ROOT" && xargs -0 cp -p --parents -t "$release_src")
+	progress "building rloop.ko for $(basename "$release_kdir") in $release_src"
+	KDIR=$release_kdir "$release_src/scripts/kmake.sh" modules >"$results/release-module.log" 2>&1 ||
+		{ tail -n 30 "$results/release-module.log" >&2; die "rloop.ko did not build against $release_kdir"; }
+fi
 
 progress "${#selected[@]} cases over $shards VMs"
 start=$SECONDS
 pids=()
 for ((i = 0; i < shards; i++)); do
 	rm -f "$results/dmesg-check-vm$i.txt"
+	if [ "$i" -eq 0 ]; then
+		kernel=(--variant test)
+		runner=(-f "$RLOOP_ROOT/tests/final")
+		ko=
+	else
+		kernel=(--variant bench)
+		runner=(-r)
+		ko=$release_src/rloop.ko
+	fi
 	(
-		"$RLOOP_ROOT/scripts/vm.sh" --dmesg "$results/dmesg-check-vm$i.txt" -- \
-			"$RLOOP_ROOT/tests/run.sh" -q "$queue" -s "vm$i" -f "$RLOOP_ROOT/tests/final" \
+		RLOOP_TEST_KO=$ko "$RLOOP_ROOT/scripts/vm.sh" "${kernel[@]}" \
+			--dmesg "$results/dmesg-check-vm$i.txt" -- \
+			"$RLOOP_ROOT/tests/run.sh" -q "$queue" -s "vm$i" "${runner[@]}" \
 			2>&1 </dev/null | sed -u "s/^/[vm$i] /"
 		exit "${PIPESTATUS[0]}"
 	) &
 	pids+=($!)
-	# The second VM boots while the first runs its udev coldplug.
-	sleep 2
 done
 rc=0
 for i in "${!pids[@]}"; do
@@ -75,22 +102,24 @@ for name in "${selected[@]}"; do
 done
 
 # The table: each VM's boot, the ten slowest cases, every case.
-times=$(cat "$queue"/vm*.times 2>/dev/null || true)
+times=$(for ((i = 0; i < shards; i++)); do
+	[ ! -f "$queue/vm$i.times" ] || awk -v vm="vm$i" '{ print $1, $2, vm }' "$queue/vm$i.times"
+done)
 echo
 echo "VM suite: ${#selected[@]} cases over $shards VMs in ${wall}s (wall clock)"
 for ((i = 0; i < shards; i++)); do
 	if [ -s "$queue/vm$i.times" ]; then
-		echo "  vm$i: boot $(awk '$2 == "boot" { print $1 }' "$queue/vm$i.times")s, $(grep -vc ' boot$' "$queue/vm$i.times") cases in $(awk '$2 != "boot" { s += $1 } END { print s + 0 }' "$queue/vm$i.times")s"
+		echo "  vm$i ($([ "$i" -eq 0 ] && echo debug || echo release) kernel): boot $(awk '$2 == "boot" { print $1 }' "$queue/vm$i.times")s, $(grep -vc ' boot$' "$queue/vm$i.times") cases in $(awk '$2 != "boot" { s += $1 } END { print s + 0 }' "$queue/vm$i.times")s"
 	else
 		echo "  vm$i: no times (the VM crashed or timed out)"
 	fi
 done
 echo "the ten slowest cases:"
-grep -v ' boot$' <<<"$times" | sort -rn | head -n 10 | awk '{ printf "  %5ss  %s\n", $1, $2 }'
+grep -v ' boot ' <<<"$times" | sort -rn | head -n 10 | awk '{ printf "  %5ss  %-60s %s\n", $1, $2, $3 }'
 echo "every case, by name:"
-grep -v ' boot$' <<<"$times" | sort -k2 | awk '{ printf "  %5ss  %s\n", $1, $2 }'
+grep -v ' boot ' <<<"$times" | sort -k2 | awk '{ printf "  %5ss  %-60s %s\n", $1, $2, $3 }'
 cp "$queue/order" "$results/case-order.txt"
-grep -v ' boot$' <<<"$times" | sort -k2 >"$results/case-times.txt" || true
+grep -v ' boot ' <<<"$times" | sort -k2 | cut -d' ' -f1,2 >"$results/case-times.txt" || true
 
 if [ ${#missing[@]} -gt 0 ]; then
 	echo "not run (a VM ended early): ${missing[*]}"

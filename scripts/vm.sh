@@ -12,6 +12,8 @@
 #                    (default: results/dmesg-vm.txt)
 #   --timeout SECS   kill the VM after SECS (RLOOP_VM_TIMEOUT, default 5400)
 #   --variant NAME   kernel variant (default: test)
+#   --exclusive      the VM needs the machine alone (a benchmark): wait for
+#                    the other VMs to end, and keep new ones waiting
 #   --append ARGS    more kernel command line (RLOOP_VM_APPEND); repeatable
 #   --drive FILE     attach FILE as a raw virtio-blk disk with cache=none
 #                    (host O_DIRECT); repeatable. The Nth one (from 0) has
@@ -32,6 +34,7 @@ cpus=${RLOOP_VM_CPUS:-2}
 memory=${RLOOP_VM_MEMORY:-4G}
 timeout_s=${RLOOP_VM_TIMEOUT:-5400}
 variant=test
+exclusive=
 results=$RLOOP_ROOT/results
 dmesg_file=$results/dmesg-vm.txt
 shell=
@@ -44,6 +47,7 @@ while [ $# -gt 0 ]; do
 	--dmesg) dmesg_file=$2; shift 2 ;;
 	--timeout) timeout_s=$2; shift 2 ;;
 	--variant) variant=$2; shift 2 ;;
+	--exclusive) exclusive=1; shift ;;
 	--append) append+=" $2"; shift 2 ;;
 	--drive) [ -f "$2" ] || die "no drive image $2"; drives+=("$(realpath "$2")"); shift 2 ;;
 	--shell) shell=1; shift ;;
@@ -66,7 +70,7 @@ kdir=$("$RLOOP_ROOT/scripts/kernel-build.sh" "$variant")
 mkdir -p "$RLOOP_CACHE"
 exec 8>"$RLOOP_CACHE/vm.gate" 9>"$RLOOP_CACHE/vm.lock"
 lock_mode=-s
-[ "$variant" = test ] || lock_mode=-x
+[ -z "$exclusive" ] || lock_mode=-x
 # RLOOP_VM_LOCK=0: do not wait (the measurements of a benchmark running
 # meanwhile are then disturbed).
 if [ "${RLOOP_VM_LOCK:-1}" != 0 ]; then

@@ -3,7 +3,9 @@
 # runs with `set -euo pipefail`: any failing command fails the case.
 
 RLOOP_ROOT=${RLOOP_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}
-RLOOP_KO=${RLOOP_KO:-$RLOOP_ROOT/rloop.ko}
+# RLOOP_TEST_KO: the module built for the release kernel, in a guest that
+# runs it (scripts/test-vm.sh).
+RLOOP_KO=${RLOOP_KO:-${RLOOP_TEST_KO:-$RLOOP_ROOT/rloop.ko}}
 # tests/compat32.c, built on the host by `make test-vm`: compiling it in
 # the guest under TCG takes minutes.
 COMPAT32=${COMPAT32:-$RLOOP_ROOT/results/bin/compat32}
@@ -66,7 +68,8 @@ pause_udev() {
 	on_exit resume_udev
 }
 resume_udev() {
-	pgrep -x systemd-udevd >/dev/null && return 0
+	# A ping, not pgrep: pgrep's walk of /proc took seconds in the guest.
+	udevadm control --ping --timeout=5 >/dev/null 2>&1 && return 0
 	local udevd
 	for udevd in /usr/lib/systemd/systemd-udevd /lib/systemd/systemd-udevd; do
 		[ -x "$udevd" ] && { "$udevd" --daemon >/dev/null 2>&1; break; }

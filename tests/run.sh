@@ -3,7 +3,7 @@
 #
 #   run.sh [-d SUITE_DIR] [-f FINAL_DIR] [PATTERN...]   run the cases
 #   run.sh [-d SUITE_DIR] -l [PATTERN...]               list them (anywhere)
-#   run.sh [-d SUITE_DIR] -q QUEUE_DIR -s SHARD [-f FINAL_DIR]
+#   run.sh [-d SUITE_DIR] -q QUEUE_DIR -s SHARD [-f FINAL_DIR] [-r]
 #
 # Every function named case_* in SUITE_DIR/*.sh (default tests/cases) is a
 # test case, named SUITE/CASE. PATTERNs (extended regexes) select cases by
@@ -18,6 +18,11 @@
 # writes its boot time and case times to QUEUE_DIR/SHARD.times for the host.
 # The cases of FINAL_DIR run after all the others, in every runner.
 #
+# -r: this guest runs the release build of the test kernel (no KASAN,
+# lockdep or kmemleak): only the cases a suite lists in RLOOP_ANY_KERNEL
+# (function names, or "all") run here; the others are left to the runners
+# on the debug kernel.
+#
 # The last line is exactly "N passed, N failed"; the exit status is non-zero
 # if anything failed.
 set -uo pipefail
@@ -29,6 +34,7 @@ final_dir=
 queue=
 shard=0
 list=
+release=
 while [ $# -gt 0 ]; do
 	case $1 in
 	-d) suite_dir=$2; shift 2 ;;
@@ -36,6 +42,7 @@ while [ $# -gt 0 ]; do
 	-q) queue=$2; shift 2 ;;
 	-s) shard=$2; shift 2 ;;
 	-l) list=1; shift ;;
+	-r) release=1; shift ;;
 	*) break ;;
 	esac
 done
@@ -51,23 +58,27 @@ selected() {
 	return 1
 }
 
-# cases DIR PATTERN...: "SUITE_FILE FUNCTION NAME" of each selected case.
+# cases DIR PATTERN...: "SUITE_FILE FUNCTION NAME KERNEL" of each selected
+# case; KERNEL is "any" or "debug" (see -r).
 cases() {
-	local dir=$1 suite fn
+	local dir=$1 suite fn any kernel
 	shift
 	for suite in "$dir"/*.sh; do
 		[ -e "$suite" ] || continue
 		# Without tests/lib.sh (its EXIT trap detaches loop devices): a
 		# suite's top level may call its helpers, which then fail harmlessly.
+		any=" $(bash -c 'source "$1"; echo ${RLOOP_ANY_KERNEL:-}' _ "$suite" 2>/dev/null) "
 		for fn in $(bash -c 'source "$1"; declare -F' _ "$suite" 2>/dev/null | awk '$3 ~ /^case_/ { print $3 }'); do
 			selected "$(basename "$suite" .sh)/${fn#case_}" "$@" || continue
-			echo "$suite $fn $(basename "$suite" .sh)/${fn#case_}"
+			kernel=debug
+			[[ $any != *" all "* && $any != *" $fn "* ]] || kernel=any
+			echo "$suite $fn $(basename "$suite" .sh)/${fn#case_} $kernel"
 		done
 	done
 }
 
 if [ -n "$list" ]; then
-	cases "$suite_dir" "$@" | cut -d' ' -f3
+	cases "$suite_dir" "$@" | cut -d' ' -f3,4
 	exit 0
 fi
 
@@ -182,19 +193,20 @@ if [ -n "$queue" ]; then
 	mkdir -p "$queue/claimed"
 	declare -A where
 	for c in "${todo[@]}"; do
-		read -r suite fn name <<<"$c"
-		where[$name]="$suite $fn"
+		read -r suite fn name kernel <<<"$c"
+		where[$name]="$suite $fn $name $kernel"
 	done
 	mapfile -t order <"$queue/order"
 	todo=()
 	for name in "${order[@]}"; do
 		[ -n "${where[$name]:-}" ] || { echo "run.sh: no case $name in $suite_dir" >&2; exit 2; }
-		todo+=("${where[$name]} $name")
+		todo+=("${where[$name]}")
 	done
 fi
 [ -z "$final_dir" ] || mapfile -t -O "${#todo[@]}" todo < <(cases "$final_dir")
 for c in "${todo[@]}"; do
-	read -r suite fn name <<<"$c"
+	read -r suite fn name kernel <<<"$c"
+	[ -z "$release" ] || [ "$kernel" = any ] || continue
 	if [ -n "$queue" ] && [[ $suite == "$suite_dir"/* ]]; then
 		mkdir "$queue/claimed/${name//\//.}" 2>/dev/null || continue
 	fi

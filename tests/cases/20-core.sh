@@ -5,6 +5,21 @@
 
 LOOPCTL="python3 $RLOOP_ROOT/tests/loopctl.py"
 
+# The cases that may run on the release build of the test kernel (tests/
+# run.sh -r): registration, errno, data and performance-shaped ones. The
+# others (detach under I/O, queue changes under I/O, module pinning, the
+# leak check) test lifetimes and locking, and need KASAN, lockdep and
+# kmemleak: they run on the debug kernel only.
+RLOOP_ANY_KERNEL="case_registers_major_and_control_node case_module_parameters
+	case_multiple_hw_queues case_nowait_fast_path case_buffered_io_round_trip
+	case_direct_io_on_ext4 case_set_direct_io_toggles_and_refuses
+	case_ioctl_errno_matches_loop_c case_set_status_updates_offset_and_flags
+	case_discard_and_write_zeroes case_short_read_past_truncated_end
+	case_fio_verify_both_modes case_buffered_writes_make_multi_bio_requests
+	case_data_integrity_matrix case_mount_o_loop_and_fs_in_both_modes
+	case_fio_randrw_four_jobs_both_modes case_bad_input_errno
+	case_dio_refusal_is_logged_once"
+
 case_registers_major_and_control_node() {
 	load_rloop
 	assert_match '^ *7 loop$' "$(grep -E '^ *7 ' /proc/devices)" "/proc/devices"

@@ -5,6 +5,10 @@
 # (each entry with its reason, explained in Documentation/).
 
 LOOPCTL="python3 $RLOOP_ROOT/tests/loopctl.py"
+
+# Differential transcripts, the same on any kernel: these may run on the
+# release build (tests/run.sh -r).
+RLOOP_ANY_KERNEL=all
 UEVENTS="python3 $RLOOP_ROOT/tests/uevents.py"
 
 # with_driver c|rust COMMAND...: run COMMAND with only that driver loaded.
