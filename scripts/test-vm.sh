@@ -26,11 +26,18 @@ shards=${RLOOP_VM_SHARDS:-2}
 patterns=()
 for p in "$@"; do [ -z "$p" ] || patterns+=("$p"); done
 
-mapfile -t selected < <("$RLOOP_ROOT/tests/run.sh" -l "${patterns[@]}" | cut -d' ' -f1)
+listed=$("$RLOOP_ROOT/tests/run.sh" -l "${patterns[@]}")
+mapfile -t selected < <(cut -d' ' -f1 <<<"$listed")
+declare -A kernel_of
+while read -r name kernel; do
+	[ -z "$name" ] || kernel_of[$name]=$kernel
+done <<<"$listed"
 [ ${#selected[@]} -gt 0 ] || die "no case matches: ${patterns[*]}" "tests/run.sh -l lists the cases"
 [ "$shards" -le ${#selected[@]} ] || shards=${#selected[@]}
 
-# The shared list: known long cases first (seconds of a past run in
+# The shared list: the debug-only cases first, which only vm0 takes, so
+# that it starts on them while the release VMs take the others; within
+# each group, known long cases first (seconds of a past run in
 # tests/case-times.txt), unknown ones as 60 s. The times only order the
 # list; they assert nothing.
 queue=$results/queue
@@ -44,8 +51,10 @@ if [ -f "$weights" ]; then
 	done <"$weights"
 fi
 for i in "${!selected[@]}"; do
-	echo "${weight[${selected[$i]}]:-60} $i ${selected[$i]}"
-done | sort -k1,1nr -k2,2n | cut -d' ' -f3 >"$queue/order"
+	group=1
+	[ "$shards" -gt 1 ] && [ "${kernel_of[${selected[$i]}]}" = any ] || group=0
+	echo "$group ${weight[${selected[$i]}]:-60} $i ${selected[$i]}"
+done | sort -k1,1n -k2,2nr -k3,3n | cut -d' ' -f4 >"$queue/order"
 [ "$(wc -l <"$queue/order")" -eq ${#selected[@]} ] || die "the case list $queue/order is incomplete"
 
 # The kernels are built (or found) once, before the VMs start.
