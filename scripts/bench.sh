@@ -56,18 +56,9 @@ main() {
 	out=$RLOOP_ROOT/results/bench/$stamp
 	mkdir -p "$out"
 
-	# rloop.ko for the bench kernel, built from a copy of the tracked sources
-	# so that the rloop.ko at the root (built for the test kernel) stays. The
-	# copy keeps its mtimes and the directory persists: an unchanged source
-	# rebuilds nothing.
+	# rloop.ko for the bench kernel.
 	src=$RLOOP_CACHE/bench/module
-	mkdir -p "$src"
-	(cd "$RLOOP_ROOT" && git ls-files -z -co --exclude-standard 2>/dev/null ||
-		find . -path ./.git -prune -o -path ./results -prune -o -type f -print0) |
-		(cd "$RLOOP_ROOT" && xargs -0 cp -p --parents -t "$src")
-	progress "building rloop.ko for $(basename "$kdir") in $src"
-	KDIR=$kdir "$src/scripts/kmake.sh" modules >"$out/module-build.log" 2>&1 ||
-		{ tail -n 30 "$out/module-build.log" >&2; die "rloop.ko did not build against $kdir" "read $out/module-build.log"; }
+	build_module_copy "$kdir" "$src" "$out/module-build.log"
 	cp "$src/rloop.ko" "$out/rloop.ko"
 
 	# The virtio disk: a raw image on the host's file system, opened by QEMU

@@ -42,6 +42,21 @@ toolchain_id() {
 # depends on !KASAN || CC_IS_CLANG), so the test kernel is built with LLVM 19.
 LLVM_PREFIX=/usr/lib/llvm-19/bin/
 
+# build_module_copy KDIR DIR LOG: build rloop.ko for the kernel tree KDIR
+# in DIR, a copy of the tracked sources, so that the rloop.ko at the root
+# (built for the test kernel) stays. cp -p keeps the mtimes and DIR
+# persists: an unchanged source rebuilds nothing. The module is DIR/rloop.ko.
+build_module_copy() {
+	local kdir=$1 dir=$2 log=$3
+	mkdir -p "$dir"
+	(cd "$RLOOP_ROOT" && git ls-files -z -co --exclude-standard 2>/dev/null ||
+		find . -path ./.git -prune -o -path ./results -prune -o -type f -print0) |
+		(cd "$RLOOP_ROOT" && xargs -0 cp -p --parents -t "$dir")
+	progress "building rloop.ko for $(basename "$kdir") in $dir"
+	KDIR=$kdir "$dir/scripts/kmake.sh" modules >"$log" 2>&1 ||
+		{ tail -n 30 "$log" >&2; die "rloop.ko did not build against $kdir" "read $log"; }
+}
+
 # kernel_make DIR ARGS...: make in a kernel build tree with the toolchain.
 kernel_make() {
 	local dir=$1

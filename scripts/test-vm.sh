@@ -62,17 +62,8 @@ done | sort -k1,1n -k2,2nr -k3,3n | cut -d' ' -f4 >"$queue/order"
 "$RLOOP_ROOT/scripts/kernel-build.sh" test >/dev/null
 if [ "$shards" -gt 1 ]; then
 	release_kdir=$("$RLOOP_ROOT/scripts/kernel-build.sh" bench)
-	# rloop.ko for it, from a copy of the tracked sources, so that the one
-	# at the root (for the test kernel) stays; cp -p keeps the mtimes, so an
-	# unchanged source rebuilds nothing.
 	release_src=$results/release-module
-	mkdir -p "$release_src"
-	(cd "$RLOOP_ROOT" && git ls-files -z -co --exclude-standard 2>/dev/null ||
-		find . -path ./.git -prune -o -path ./results -prune -o -type f -print0) |
-		(cd "$RLOOP_ROOT" && xargs -0 cp -p --parents -t "$release_src")
-	progress "building rloop.ko for $(basename "$release_kdir") in $release_src"
-	KDIR=$release_kdir "$release_src/scripts/kmake.sh" modules >"$results/release-module.log" 2>&1 ||
-		{ tail -n 30 "$results/release-module.log" >&2; die "rloop.ko did not build against $release_kdir"; }
+	build_module_copy "$release_kdir" "$release_src" "$results/release-module.log"
 fi
 
 progress "${#selected[@]} cases over $shards VMs"
