@@ -116,7 +116,7 @@ struct VTable<T: MiscIoctl>(PhantomData<T>);
 
 impl<T: MiscIoctl> VTable<T> {
     const FOPS: AssertSync<bindings::file_operations> = AssertSync(bindings::file_operations {
-        owner: crate::THIS_MODULE.as_ptr(),
+        owner: crate::module_ref::this_module(),
         open: Some(bindings::nonseekable_open),
         llseek: Some(bindings::noop_llseek),
         unlocked_ioctl: Some(Self::ioctl),

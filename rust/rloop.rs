@@ -25,6 +25,7 @@ mod io;
 mod kthread;
 mod memalloc;
 mod misc;
+mod module_param;
 mod module_ref;
 mod status;
 mod submitter;
@@ -101,12 +102,12 @@ impl kernel::Module for RloopModule {
             pr_err!("C helpers misbehave: memalloc_noio scope not applied\n");
             return Err(EINVAL);
         }
-        if *module_parameters::selftest_warn.value() != 0 {
+        if module_param::value(&module_parameters::selftest_warn) != 0 {
             kernel::warn_on!(true);
         }
 
         // loop_init()'s parameter checks.
-        let max_part = *module_parameters::max_part.value();
+        let max_part = module_param::value(&module_parameters::max_part);
         let part_shift = if max_part > 0 {
             let shift = fls(max_part as u32);
             if 1u32 << shift > DISK_MAX_PARTS {
@@ -116,7 +117,7 @@ impl kernel::Module for RloopModule {
         } else {
             0
         };
-        let max_loop_param = *module_parameters::max_loop.value();
+        let max_loop_param = module_param::value(&module_parameters::max_loop);
         let max_loop = if max_loop_param < 0 {
             DEFAULT_MAX_LOOP as u32
         } else {
@@ -125,18 +126,18 @@ impl kernel::Module for RloopModule {
         if u64::from(max_loop) > 1u64 << (20 - part_shift) {
             return Err(EINVAL);
         }
-        let depth = *module_parameters::hw_queue_depth.value();
+        let depth = module_param::value(&module_parameters::hw_queue_depth);
         if depth < 1 {
             return Err(EINVAL);
         }
         let autoload_limit = (max_loop_param >= 0).then_some(max_loop);
         let nr_hw_queues = hw_queues::hw_queue_count(
-            *module_parameters::nr_hw_queues.value(),
+            module_param::value(&module_parameters::nr_hw_queues),
             kernel::cpu::nr_cpu_ids(),
         )
         .ok_or(EINVAL)?;
 
-        let nowait = match *module_parameters::nowait.value() {
+        let nowait = match module_param::value(&module_parameters::nowait) {
             0 => false,
             1 => true,
             _ => return Err(EINVAL),

@@ -70,6 +70,28 @@ impl BvecIter {
     }
 }
 
+/// The bytes of the current vector that `it` has consumed: `bi_bvec_done`,
+/// which Linux 7.3 renamed `bi_offset`.
+fn bvec_done(it: &bindings::bvec_iter) -> u32 {
+    #[cfg(not(rloop_linux_7_3))]
+    let done = it.bi_bvec_done;
+    #[cfg(rloop_linux_7_3)]
+    let done = it.bi_offset;
+    done
+}
+
+/// Sets what [`bvec_done`] reads.
+fn set_bvec_done(it: &mut bindings::bvec_iter, done: u32) {
+    #[cfg(not(rloop_linux_7_3))]
+    {
+        it.bi_bvec_done = done;
+    }
+    #[cfg(rloop_linux_7_3)]
+    {
+        it.bi_offset = done;
+    }
+}
+
 /// Calls `f` for each `bio_vec` of the request (`rq_for_each_bvec()`).
 ///
 /// # Safety
@@ -84,17 +106,18 @@ unsafe fn for_each_bvec(rq: *mut bindings::request, mut f: impl FnMut(bindings::
             let mut it = (*bio).bi_iter;
             while it.bi_size > 0 {
                 let bv = *(*bio).bi_io_vec.add(it.bi_idx as usize);
-                let len = core::cmp::min(bv.bv_len - it.bi_bvec_done, it.bi_size);
+                let done = bvec_done(&it);
+                let len = core::cmp::min(bv.bv_len - done, it.bi_size);
                 f(bindings::bio_vec {
                     bv_page: bv.bv_page,
                     bv_len: len,
-                    bv_offset: bv.bv_offset + it.bi_bvec_done,
+                    bv_offset: bv.bv_offset + done,
                 });
-                if it.bi_bvec_done + len == bv.bv_len {
+                if done + len == bv.bv_len {
                     it.bi_idx += 1;
-                    it.bi_bvec_done = 0;
+                    set_bvec_done(&mut it, 0);
                 } else {
-                    it.bi_bvec_done += len;
+                    set_bvec_done(&mut it, done + len);
                 }
                 it.bi_size -= len;
             }
@@ -132,7 +155,7 @@ impl<T: Operations + RequestField<BvecTable>> Request<T> {
                 let it = (*bio).bi_iter;
                 let vecs = (*bio).bi_io_vec.add(it.bi_idx as usize);
                 bindings::iov_iter_bvec(iter.as_mut_ptr(), dir, vecs, nr_segs, bytes);
-                (*iter.as_mut_ptr()).iov_offset = it.bi_bvec_done as usize;
+                (*iter.as_mut_ptr()).iov_offset = bvec_done(&it) as usize;
             } else {
                 let table = &*self.field::<BvecTable>().as_ptr();
                 let vecs: *mut bindings::bio_vec = if nr <= INLINE_BVECS {

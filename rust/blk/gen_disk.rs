@@ -585,7 +585,7 @@ struct DiskVTable<T: DiskOperations>(PhantomData<T>);
 impl<T: DiskOperations> DiskVTable<T> {
     const TABLE: AssertSync<bindings::block_device_operations> =
         AssertSync(bindings::block_device_operations {
-            owner: crate::THIS_MODULE.as_ptr(),
+            owner: crate::module_ref::this_module(),
             open: Some(Self::open),
             release: Some(Self::release),
             ioctl: Some(Self::ioctl),

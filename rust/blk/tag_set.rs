@@ -14,6 +14,23 @@ use kernel::{
     types::{ForeignOwnable, Opaque},
 };
 
+/// Runs the pinned initialiser `init` on `slot` (`PinInit::__pinned_init`,
+/// which Linux 7.3's pin-init renamed `__init`).
+///
+/// # Safety
+///
+/// As for `PinInit::__pinned_init`: `slot` is valid for writes, and the
+/// value written there is never moved.
+unsafe fn init_pinned<T, E>(init: impl PinInit<T, E>, slot: *mut T) -> Result<(), E> {
+    // SAFETY: As required by this function.
+    #[cfg(not(rloop_linux_7_3))]
+    let result = unsafe { init.__pinned_init(slot) };
+    // SAFETY: As required by this function.
+    #[cfg(rloop_linux_7_3)]
+    let result = unsafe { init.__init(slot) };
+    result
+}
+
 /// Tag set flags (`BLK_MQ_F_*`).
 pub(crate) mod flags {
     use kernel::bindings;
@@ -187,7 +204,7 @@ impl<T: Operations> OperationsVTable<T> {
             let pdu = unsafe { bindings::blk_mq_rq_to_pdu(rq) }.cast::<T::RequestData>();
             // SAFETY: `pdu` is valid for writes and never moves: blk-mq keeps
             // requests in place until `exit_request_callback`.
-            unsafe { T::init_request_data().__pinned_init(pdu) }?;
+            unsafe { init_pinned(T::init_request_data(), pdu) }?;
             Ok(0)
         })
     }
