@@ -1,87 +1,80 @@
 #!/usr/bin/env bash
-# Fetch and unpack Debian's linux-source-7.2 into the cache.
-# Uses a private apt configuration: the system's apt sources stay untouched.
-# Prints the path of the unpacked source tree on stdout.
+# Fetch and unpack one of Debian's linux-source-X.Y packages into the cache.
+#
+#   kernel-source.sh [SERIES [VERSION]]
+#
+# SERIES defaults to the test kernel's ($KERNEL_SERIES), VERSION to
+# $KERNEL_PREFERRED for it and to the newest in the private lists
+# otherwise. A distribution kernel asks for the exact Debian version its
+# binary was built from. Uses a private apt configuration: the system's
+# apt sources stay untouched. Prints the path of the unpacked tree.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 RLOOP_STEP=kernel-source
 
+series=${1:-$KERNEL_SERIES}
+want=${2:-}
 SRC_BASE=$RLOOP_CACHE/src
-APT_DIR=$RLOOP_CACHE/apt
-mkdir -p "$SRC_BASE" "$APT_DIR"
+mkdir -p "$SRC_BASE"
 
-# Reuse an unpacked tree when one is complete.
+# Reuse an unpacked tree of that series (and version, when given). The
+# stamp names both; the test kernel's builds record the tree's path, so a
+# tree never moves.
 for stamp in "$SRC_BASE"/linux-source-*/.rloop-unpacked; do
 	[ -e "$stamp" ] || continue
+	read -r pkg ver <"$stamp"
+	[ "$pkg" = "linux-source-$series" ] || continue
+	if [ -n "$want" ]; then
+		[ "$ver" = "$want" ] || continue
+	elif [ "$series" = "$KERNEL_SERIES" ] && [ "$ver" != "$KERNEL_PREFERRED" ]; then
+		continue
+	fi
 	tree=$(dirname "$stamp")
-	log "using $(cat "$stamp") at $tree"
+	log "using $pkg $ver at $tree"
 	echo "$tree"
 	exit 0
 done
 
-# The Debian mirror the system already uses.
-mirror=$(apt-get indextargets --format '$(URI)' 2>/dev/null |
-	sed -n 's#^\(.*\)/dists/bookworm/main/.*#\1#p' | head -n1)
-[ -n "$mirror" ] || mirror=$(apt-get indextargets --format '$(URI)' 2>/dev/null |
-	sed -n 's#^\(.*\)/dists/[^/]*/main/.*#\1#p' | grep -v security | head -n1)
-[ -n "$mirror" ] || die "no Debian mirror found in the system's apt configuration" \
-	"configure a Debian mirror in /etc/apt/sources.list(.d), then rerun"
+private_apt_update 60
 
-keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-mkdir -p "$APT_DIR/lists/partial" "$APT_DIR/cache/archives/partial" "$APT_DIR/etc/preferences.d"
-cat >"$APT_DIR/sources.list" <<SRC
-deb [signed-by=$keyring] $mirror sid main
-deb [signed-by=$keyring] $mirror trixie-backports main
-SRC
-APT_OPTS=(
-	-o "Dir::Etc::SourceList=$APT_DIR/sources.list"
-	-o "Dir::Etc::SourceParts=-"
-	-o "Dir::Etc::Preferences=/dev/null"
-	-o "Dir::Etc::PreferencesParts=$APT_DIR/etc/preferences.d"
-	-o "Dir::State::Lists=$APT_DIR/lists"
-	-o "Dir::Cache=$APT_DIR/cache"
-	-o "Dir::State::status=/dev/null"
-	-o "APT::Get::List-Cleanup=0"
-	-o "Debug::NoLocking=1"
-)
-
-log "updating the private package lists (sid, trixie-backports) from $mirror"
-apt-get "${APT_OPTS[@]}" update -q >"$APT_DIR/update.log" 2>&1 ||
-	die "apt-get update of the private lists failed (see $APT_DIR/update.log)" \
-		"check access to the Debian mirror; the sid and trixie-backports suites are needed"
-
-versions=$(apt-cache "${APT_OPTS[@]}" madison linux-source-$KERNEL_SERIES 2>/dev/null |
+versions=$(apt-cache "${APT_OPTS[@]}" madison "linux-source-$series" 2>/dev/null |
 	awk -F'|' '{gsub(/ /, "", $2); print $2}' | sort -u -V -r)
-[ -n "$versions" ] || die "no linux-source-$KERNEL_SERIES package in sid or trixie-backports" \
-	"check that the mirror carries sid or trixie-backports, or pass KDIR=/path to a prepared 7.2 tree"
-if grep -qx "$KERNEL_PREFERRED" <<<"$versions"; then
+[ -n "$versions" ] || die "no linux-source-$series package in $PRIVATE_APT_SUITES" \
+	"check that the mirror carries those suites, or pass KDIR=/path to a prepared tree"
+if [ -n "$want" ]; then
+	grep -qxF "$want" <<<"$versions" || die "linux-source-$series $want is not in the archive (it has: $(echo $versions))" \
+		"the archive dropped that version: upgrade to a kernel it still carries"
+	version=$want
+elif [ "$series" = "$KERNEL_SERIES" ] && grep -qxF "$KERNEL_PREFERRED" <<<"$versions"; then
 	version=$KERNEL_PREFERRED
 else
 	version=$(head -n1 <<<"$versions")
-	log "preferred $KERNEL_PREFERRED not found; using $version"
+	[ "$series" != "$KERNEL_SERIES" ] || log "preferred $KERNEL_PREFERRED not found; using $version"
 fi
 
 deb_dir=$RLOOP_CACHE/debs
 mkdir -p "$deb_dir"
-deb=$(ls "$deb_dir"/linux-source-${KERNEL_SERIES}_"${version//:/%3a}"_all.deb 2>/dev/null | head -n1 || true)
-if [ -z "$deb" ]; then
-	log "downloading linux-source-$KERNEL_SERIES $version (about 150 MB)"
+deb_name=linux-source-${series}_${version//:/%3a}_all.deb
+if [ ! -s "$deb_dir/$deb_name" ]; then
+	log "downloading linux-source-$series $version (about 160 MB)"
 	# To stderr: stdout carries only the tree's path, for callers.
-	(cd "$deb_dir" && apt-get "${APT_OPTS[@]}" download -q "linux-source-$KERNEL_SERIES=$version" >&2) ||
-		die "apt-get download linux-source-$KERNEL_SERIES=$version failed" "check access to the Debian mirror"
-	deb=$(ls "$deb_dir"/linux-source-${KERNEL_SERIES}_*_all.deb | head -n1)
+	(cd "$deb_dir" && apt-get "${APT_OPTS[@]}" download -q "linux-source-$series=$version" >&2) ||
+		die "apt-get download linux-source-$series=$version failed" "check access to the Debian mirror"
 fi
 
 work=$SRC_BASE/unpack.$$
 rm -rf "$work" && mkdir -p "$work"
-log "unpacking $(basename "$deb")"
-dpkg-deb --fsys-tarfile "$deb" | tar -x -C "$work" --wildcards './usr/src/linux-source-*.tar.*'
+trap 'rm -rf "$work"' EXIT
+log "unpacking $deb_name"
+dpkg-deb --fsys-tarfile "$deb_dir/$deb_name" | tar -x -C "$work" --wildcards './usr/src/linux-source-*.tar.*'
 tarball=$(ls "$work"/usr/src/linux-source-*.tar.*)
 tar -x -C "$work" -f "$tarball"
 name=$(basename "$tarball" | sed 's/\.tar\..*//')
-rm -rf "${SRC_BASE:?}/$name"
-mv "$work/$name" "$SRC_BASE/$name"
-rm -rf "$work"
-echo "linux-source-$KERNEL_SERIES $version" >"$SRC_BASE/$name/.rloop-unpacked"
-log "kernel source ready at $SRC_BASE/$name"
-echo "$SRC_BASE/$name"
+# Another version of the series may sit at the plain name.
+dest=$SRC_BASE/$name
+[ ! -e "$dest/.rloop-unpacked" ] || dest=$SRC_BASE/$name-$version
+rm -rf "$dest"
+mv "$work/$name" "$dest"
+echo "linux-source-$series $version" >"$dest/.rloop-unpacked"
+log "kernel source ready at $dest"
+echo "$dest"

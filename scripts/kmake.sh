@@ -3,6 +3,12 @@
 # KDIR (environment) selects the kernel tree; without it, the cached test
 # kernel is set up and used. The compiler follows the tree's .config: a
 # clang-built tree gets LLVM=..., a gcc-built tree gets none.
+#
+# A distribution's kernel goes through scripts/distro.sh, which rebuilds
+# the Rust metadata its headers lack with the toolchain that built it:
+# KDIR=debian:RELEASE (or debian:sid, debian:trixie-backports), or KDIR
+# naming an installed Debian headers tree (/lib/modules/RELEASE/build, as
+# DKMS passes it).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 RLOOP_STEP=kmake
@@ -10,6 +16,16 @@ RLOOP_STEP=kmake
 if [ -z "${KDIR:-}" ]; then
 	"$RLOOP_ROOT/scripts/deps.sh"
 	KDIR=$("$RLOOP_ROOT/scripts/kernel-build.sh" test)
+fi
+[ $# -gt 0 ] || set -- modules
+case $KDIR in
+debian:*) exec "$RLOOP_ROOT/scripts/distro.sh" "$KDIR" -- "$@" ;;
+esac
+# Debian's headers packages say how their kernel was built in
+# .kernelvariables, and have no rust/ directory.
+if [ -f "$KDIR/.kernelvariables" ] && [ ! -e "$KDIR/rust/libkernel.rmeta" ] &&
+	grep -q '^CONFIG_RUST=y' "$KDIR/.config" 2>/dev/null; then
+	exec "$RLOOP_ROOT/scripts/distro.sh" --headers "$KDIR" -- "$@"
 fi
 [ -f "$KDIR/.config" ] || die "$KDIR is not a configured kernel tree" \
 	"pass KDIR=/path/to/a/7.2/build/tree (with 'make modules_prepare' done)"
@@ -30,5 +46,4 @@ if grep -q '^CONFIG_CC_IS_CLANG=y' "$KDIR/.config"; then
 		args+=(LLVM=1)
 	fi
 fi
-[ $# -gt 0 ] || set -- modules
 exec make -C "$KDIR" M="$RLOOP_ROOT" "${args[@]}" "$@"

@@ -2,7 +2,7 @@
 # Common helpers for rloop's scripts. Source it; do not run it.
 
 RLOOP_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-RLOOP_CACHE=${RLOOP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/rloop}
+RLOOP_CACHE=${RLOOP_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/rloop}
 
 # The toolchain that builds a 7.2 Rust kernel on Debian 12.
 export RUSTC=${RUSTC:-/usr/bin/rustc}
@@ -62,4 +62,57 @@ kernel_make() {
 	local dir=$1
 	shift
 	make -C "$dir" LLVM="$LLVM_PREFIX" RUSTC="$RUSTC" BINDGEN="$BINDGEN" "$@"
+}
+
+# The Debian mirror the system already uses (its own apt configuration
+# names it; no host name is written down here).
+debian_mirror() {
+	local m
+	m=$(apt-get indextargets --format '$(URI)' 2>/dev/null |
+		sed -n 's#^\(.*\)/dists/bookworm/main/.*#\1#p' | head -n1)
+	[ -n "$m" ] || m=$(apt-get indextargets --format '$(URI)' 2>/dev/null |
+		sed -n 's#^\(.*\)/dists/[^/]*/main/.*#\1#p' | grep -v security | head -n1)
+	[ -n "$m" ] || die "no Debian mirror found in the system's apt configuration" \
+		"configure a Debian mirror in /etc/apt/sources.list(.d), then rerun"
+	echo "$m"
+}
+
+# Private apt lists of sid, trixie and trixie-backports in the cache, for
+# `apt-get "${APT_OPTS[@]}" download|show`: the system's apt sources and
+# state stay untouched. Valid-Until is not checked: a mirror that is a
+# snapshot serves Release files past their date (signatures still are).
+PRIVATE_APT_DIR=$RLOOP_CACHE/apt
+PRIVATE_APT_SUITES="sid trixie trixie-backports"
+APT_OPTS=(
+	-o "Dir::Etc::SourceList=$PRIVATE_APT_DIR/sources.list"
+	-o "Dir::Etc::SourceParts=-"
+	-o "Dir::Etc::Preferences=/dev/null"
+	-o "Dir::Etc::PreferencesParts=$PRIVATE_APT_DIR/etc/preferences.d"
+	-o "Dir::State::Lists=$PRIVATE_APT_DIR/lists"
+	-o "Dir::Cache=$PRIVATE_APT_DIR/cache"
+	-o "Dir::State::status=/dev/null"
+	-o "APT::Get::List-Cleanup=0"
+	-o "Acquire::Check-Valid-Until=false"
+	-o "Debug::NoLocking=1"
+)
+
+# private_apt_update [MAX_AGE_MINUTES]: refresh the private lists, unless
+# they are younger than MAX_AGE_MINUTES (default 0: always).
+private_apt_update() {
+	local max_age=${1:-0} mirror keyring=/usr/share/keyrings/debian-archive-keyring.gpg suite
+	mkdir -p "$PRIVATE_APT_DIR/lists/partial" "$PRIVATE_APT_DIR/cache/archives/partial" \
+		"$PRIVATE_APT_DIR/etc/preferences.d"
+	mirror=$(debian_mirror)
+	local want
+	want=$(for suite in $PRIVATE_APT_SUITES; do echo "deb [signed-by=$keyring] $mirror $suite main"; done)
+	if [ "$max_age" -gt 0 ] && [ "$want" = "$(cat "$PRIVATE_APT_DIR/sources.list" 2>/dev/null)" ] &&
+		[ -n "$(find "$PRIVATE_APT_DIR/updated" -mmin -"$max_age" 2>/dev/null)" ]; then
+		return 0
+	fi
+	printf '%s\n' "$want" >"$PRIVATE_APT_DIR/sources.list"
+	log "updating the private package lists ($PRIVATE_APT_SUITES)"
+	apt-get "${APT_OPTS[@]}" update -q >"$PRIVATE_APT_DIR/update.log" 2>&1 ||
+		die "apt-get update of the private lists failed (see $PRIVATE_APT_DIR/update.log)" \
+			"check access to the Debian mirror; the suites $PRIVATE_APT_SUITES are needed"
+	touch "$PRIVATE_APT_DIR/updated"
 }

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Host test: `dkms add` and `dkms build` of this tree against the test
-# kernel's build tree, then `dkms remove`. Needs root (DKMS writes under
-# /var/lib/dkms and /usr/src).
+# kernel's build tree, and against a Debian kernel's headers as the
+# linux-headers package installs them (RLOOP_DKMS_DISTRO, default
+# debian:sid; "none" skips it), then `dkms remove`. For the second, the
+# build goes through scripts/distro.sh as on a Debian machine. Needs root
+# (DKMS writes under /var/lib/dkms and /usr/src).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 RLOOP_STEP=test-dkms
@@ -35,3 +38,33 @@ ko=$(find "/var/lib/dkms/rloop/$version/$krel" -name 'rloop.ko*' | head -n1)
 [ -n "$ko" ] || die "dkms build produced no rloop.ko"
 modinfo "$ko" | grep -q '^name: *rloop$' || die "$ko is not the rloop module"
 progress "dkms built $ko in $((SECONDS - start))s"
+
+distro=${RLOOP_DKMS_DISTRO:-debian:sid}
+[ "$distro" != none ] || exit 0
+# The headers packages unpacked as dpkg would install them: the arch
+# package's scripts/ and tools/ point into linux-kbuild, its Makefile into
+# the -common package.
+release=$("$RLOOP_ROOT/scripts/distro.sh" --resolve "$distro")
+headers=$RLOOP_CACHE/distro/headers-root/$release
+if [ ! -f "$headers/.complete" ]; then
+	private_apt_update 60
+	hv=$(apt-cache "${APT_OPTS[@]}" show "linux-headers-$release" | sed -n 's/^Version: //p' | sort -V | tail -n1)
+	mkdir -p "$tree/debs" "$headers"
+	(cd "$tree/debs" && apt-get "${APT_OPTS[@]}" download -q "linux-headers-$release=$hv" \
+		"linux-headers-${release%-amd64}-common=$hv" "linux-kbuild-${release%-amd64}=$hv" >&2) ||
+		die "could not download the headers packages of $release"
+	for deb in "$tree"/debs/*.deb; do dpkg-deb -x "$deb" "$headers"; done
+	touch "$headers/.complete"
+fi
+hdir=$headers/usr/src/linux-headers-$release
+progress "dkms build rloop/$version for Debian's $release against its headers package ($hdir)"
+start=$SECONDS
+if ! as_root dkms build -m rloop -v "$version" -k "$release" --kernelsourcedir "$hdir"; then
+	tail -n 30 "/var/lib/dkms/rloop/$version/build/make.log" >&2 || true
+	die "dkms build for $release failed" "read the make.log above"
+fi
+ko=$(find "/var/lib/dkms/rloop/$version/$release" -name 'rloop.ko*' | head -n1)
+[ -n "$ko" ] || die "dkms build for $release produced no rloop.ko"
+vermagic=$(modinfo -F vermagic "$ko")
+[[ $vermagic == "$release "* ]] || die "dkms built $ko for '$vermagic', not $release"
+progress "dkms built $ko for $release ($vermagic) in $((SECONDS - start))s"
