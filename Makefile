@@ -6,7 +6,7 @@
 SCRIPTS := $(CURDIR)/scripts
 export KDIR
 
-.PHONY: all modules clean kdir deps kernel vm demo check check-full soak test-host test-dkms test-vm bench fmt lint install help
+.PHONY: all modules clean kdir deps kernel vm demo check check-full check-distro soak test-host test-dkms test-vm bench fmt lint install help
 
 all: modules
 
@@ -47,6 +47,10 @@ check:
 ## make check-full: make check with the long forms of the VM cases (Documentation/testing.rst says when it is due)
 check-full:
 	@$(SCRIPTS)/check.sh full
+
+## make check-distro: rloop built for Debian's own kernels (sid, trixie-backports; DISTRO_KERNELS=debian:... picks) and tested in them, in a VM
+check-distro: results/bin/compat32
+	@$(SCRIPTS)/check-distro.sh $(DISTRO_KERNELS)
 
 ## make bench: fio, rloop vs loop.c vs raw file, in a release-kernel VM; report in results/bench/latest
 bench:

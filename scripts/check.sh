@@ -3,6 +3,9 @@
 # dkms build, VM suite), each timed, then a table of the stages' times and
 # a warning when the total passes the budget (RLOOP_CHECK_BUDGET seconds,
 # default 2400: CI's 90 minutes must hold the suite with room to spare).
+# The VM stage also boots Debian's own sid kernel and tests rloop there
+# (RLOOP_CHECK_DISTRO, default debian:sid; "none" skips it; make
+# check-distro runs both sid and trixie-backports).
 # Usage: check.sh [fast|full]. The tier goes to the VM suite
 # (RLOOP_TEST_TIER); Documentation/testing.rst says what each tier runs.
 set -euo pipefail
@@ -14,6 +17,8 @@ fast | full) ;;
 *) die "unknown tier $tier" "check.sh fast, or check.sh full" ;;
 esac
 budget=${RLOOP_CHECK_BUDGET:-2400}
+distro=${RLOOP_CHECK_DISTRO:-debian:sid}
+[ "$distro" != none ] || distro=
 
 names=()
 secs=()
@@ -38,7 +43,7 @@ for stage in lint test-host test-dkms test-vm; do
 	names+=("$stage")
 	secs+=(0)
 	rc=0
-	RLOOP_TEST_TIER=$tier ${MAKE:-make} --no-print-directory -C "$RLOOP_ROOT" "$stage" || rc=$?
+	RLOOP_TEST_TIER=$tier RLOOP_VM_DISTRO=$distro ${MAKE:-make} --no-print-directory -C "$RLOOP_ROOT" "$stage" || rc=$?
 	secs[-1]=$((SECONDS - start))
 	[ "$rc" -eq 0 ] || die "make $stage failed (status $rc)" "read its output above"
 done

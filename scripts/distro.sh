@@ -152,13 +152,18 @@ config=$headers_dir/.config
 grep -q '^CONFIG_RUST=y' "$config" || die "$release is not built with CONFIG_RUST=y" "rloop needs a Rust-enabled kernel"
 
 if [ "$mode" = image ]; then
-	# The kernel binary and its modules, unpacked (not installed).
+	# The kernel binary and its modules, unpacked (not installed). The
+	# packages have no module index: depmod (Debian 12's kmod reads .ko.xz)
+	# looks under BASE/lib/modules, hence BASE=usr.
 	if [ ! -f "$pkg/.image" ]; then
-		apt_fetch "linux-binary-$release=$version" "linux-modules-$release=$version"
+		apt_fetch "linux-binary-$release=$version" "linux-modules-$release=$version" "linux-base-$release=$version"
 		mkdir -p "$pkg"
-		dpkg-deb -x "$(deb_of "linux-binary-$release" "$version")" "$pkg"
-		dpkg-deb -x "$(deb_of "linux-modules-$release" "$version")" "$pkg"
-		depmod -b "$pkg/usr" "$release" 2>/dev/null || depmod -b "$pkg" "$release"
+		local_p=
+		for local_p in binary modules base; do
+			dpkg-deb -x "$(deb_of "linux-$local_p-$release" "$version")" "$pkg"
+		done
+		depmod -a -b "$pkg/usr" "$release" ||
+			die "depmod of $release's modules failed" "is the host's kmod new enough for their compression?"
 		echo "$version" >"$pkg/.image"
 	fi
 	echo "$pkg"

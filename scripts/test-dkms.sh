@@ -68,3 +68,16 @@ ko=$(find "/var/lib/dkms/rloop/$version/$release" -name 'rloop.ko*' | head -n1)
 vermagic=$(modinfo -F vermagic "$ko")
 [[ $vermagic == "$release "* ]] || die "dkms built $ko for '$vermagic', not $release"
 progress "dkms built $ko for $release ($vermagic) in $((SECONDS - start))s"
+
+# A kernel whose toolchain the archive no longer has: the build must stop
+# before doing anything, and say which tool and version.
+fake=$tree/headers-old-rustc
+mkdir -p "$fake"
+cp "$hdir/.config" "$hdir/Module.symvers" "$hdir/.kernelvariables" "$fake/"
+sed -i 's/^CONFIG_RUSTC_VERSION_TEXT=.*/CONFIG_RUSTC_VERSION_TEXT="rustc 1.80.0 (051478957 2024-07-21)"/' "$fake/.config"
+if out=$(KDIR=$fake "$RLOOP_ROOT/scripts/kmake.sh" modules 2>&1); then
+	die "a kernel built by rustc 1.80.0 got a module: the toolchain check let it through"
+fi
+grep -q 'no longer carries rustc 1.80.0' <<<"$out" ||
+	die "the refusal does not name the missing rustc: $out"
+progress "a kernel built by a rustc the archive dropped is refused: $(grep -o 'the kernel was built by.*carries rustc 1.80.0' <<<"$out")"

@@ -16,6 +16,10 @@
 # to the next. A debug VM ends with tests/final/ (a kmemleak scan after all
 # of its cases). Each VM saves its kernel log in results/dmesg-check-vmN.txt.
 # RLOOP_VM_SHARDS=1: every case in one debug VM.
+# RLOOP_VM_DISTRO="debian:sid ...": after its VM, the last VM's slot runs
+# scripts/check-distro.sh for these distribution kernels (make check sets
+# it): the release VM ends long before the debug one, so the distribution's
+# boot fits in the time it would wait.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 RLOOP_STEP=test-vm
@@ -85,7 +89,17 @@ for ((i = 0; i < shards; i++)); do
 			--dmesg "$results/dmesg-check-vm$i.txt" -- \
 			"$RLOOP_ROOT/tests/run.sh" -q "$queue" -s "vm$i" "${runner[@]}" \
 			2>&1 </dev/null | sed -u "s/^/[vm$i] /"
-		exit "${PIPESTATUS[0]}"
+		vm_rc=${PIPESTATUS[0]}
+		distro_rc=0
+		if [ -n "${RLOOP_VM_DISTRO:-}" ] && [ "$i" -eq $((shards - 1)) ]; then
+			distro_start=$SECONDS
+			# shellcheck disable=SC2086 # a list of kernels
+			"$RLOOP_ROOT/scripts/check-distro.sh" $RLOOP_VM_DISTRO 2>&1 </dev/null |
+				sed -u "s/^/[distro] /"
+			distro_rc=${PIPESTATUS[0]}
+			echo "$((SECONDS - distro_start)) $RLOOP_VM_DISTRO" >"$queue/distro.time"
+		fi
+		exit $((vm_rc | distro_rc))
 	) &
 	pids+=($!)
 done
@@ -114,6 +128,8 @@ for ((i = 0; i < shards; i++)); do
 		echo "  vm$i: no times (the VM crashed or timed out)"
 	fi
 done
+[ ! -f "$queue/distro.time" ] ||
+	echo "  then in vm$((shards - 1))'s slot: $(cut -d' ' -f2- "$queue/distro.time") (make check-distro) in $(cut -d' ' -f1 "$queue/distro.time")s"
 echo "the ten slowest cases:"
 grep -v ' boot ' <<<"$times" | sort -rn | head -n 10 | awk '{ printf "  %5ss  %-60s %s\n", $1, $2, $3 }'
 echo "every case, by name:"

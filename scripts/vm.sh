@@ -12,6 +12,12 @@
 #                    (default: results/dmesg-vm.txt)
 #   --timeout SECS   kill the VM after SECS (RLOOP_VM_TIMEOUT, default 5400)
 #   --variant NAME   kernel variant (default: test)
+#   --distro DIR RELEASE
+#                    boot a distribution's kernel instead, unpacked in DIR
+#                    by scripts/distro.sh --image: DIR/usr/lib/modules/
+#                    RELEASE/vmlinuz, with its modules beside it (virtme-ng
+#                    loads 9p and virtio from its initramfs and links the
+#                    module directory at /lib/modules/RELEASE in the guest)
 #   --exclusive      the VM needs the machine alone (a benchmark): wait for
 #                    the other VMs to end, and keep new ones waiting
 #   --append ARGS    more kernel command line (RLOOP_VM_APPEND); repeatable
@@ -34,6 +40,8 @@ cpus=${RLOOP_VM_CPUS:-2}
 memory=${RLOOP_VM_MEMORY:-4G}
 timeout_s=${RLOOP_VM_TIMEOUT:-5400}
 variant=test
+distro_dir=
+distro_release=
 exclusive=
 results=$RLOOP_ROOT/results
 dmesg_file=$results/dmesg-vm.txt
@@ -47,6 +55,7 @@ while [ $# -gt 0 ]; do
 	--dmesg) dmesg_file=$2; shift 2 ;;
 	--timeout) timeout_s=$2; shift 2 ;;
 	--variant) variant=$2; shift 2 ;;
+	--distro) distro_dir=$2; distro_release=$3; shift 3 ;;
 	--exclusive) exclusive=1; shift ;;
 	--append) append+=" $2"; shift 2 ;;
 	--drive) [ -f "$2" ] || die "no drive image $2"; drives+=("$(realpath "$2")"); shift 2 ;;
@@ -58,7 +67,13 @@ done
 [ -n "$shell" ] || [ $# -gt 0 ] || die "no command given" "vm.sh -- COMMAND, or vm.sh --shell"
 
 "$RLOOP_ROOT/scripts/deps.sh"
-kdir=$("$RLOOP_ROOT/scripts/kernel-build.sh" "$variant")
+if [ -n "$distro_dir" ]; then
+	kdir=$distro_dir/usr/lib/modules/$distro_release/vmlinuz
+	[ -f "$kdir" ] && [ -f "${kdir%/vmlinuz}/modules.dep" ] ||
+		die "no kernel or module index in $distro_dir for $distro_release" "scripts/distro.sh --image debian:$distro_release unpacks them"
+else
+	kdir=$("$RLOOP_ROOT/scripts/kernel-build.sh" "$variant")
+fi
 
 # A benchmark VM runs alone, so that nothing else competes for the host's
 # CPUs while it measures; test VMs may share the machine with each other.
@@ -97,6 +112,7 @@ trap 'rm -rf "$xchg"' EXIT
 
 # vng runs virtme-run from its own venv.
 export PATH="$VENV/bin:$PATH"
+[ -z "$distro_dir" ] || PATH="$RLOOP_ROOT/scripts/virtme:$PATH"
 # The root (the host's, read-only) is mounted with cache=loose instead of
 # virtme-ng's default, no cache: then the guest keeps the programs it runs
 # in its page cache instead of reading them over 9p at every exec, which
@@ -117,8 +133,10 @@ for i in "${!drives[@]}"; do
 		"--qemu-opts=-device virtio-blk-pci,drive=rloopvd$i,serial=rloop-vd$i")
 done
 
+kname=$(basename "$kdir")
+[ -z "$distro_dir" ] || kname="Linux $distro_release (the distribution's)"
 if [ -n "$shell" ]; then
-	progress "booting $(basename "$kdir") ($cpus CPUs, $memory, TCG); exit the shell to stop"
+	progress "booting $kname ($cpus CPUs, $memory, TCG); exit the shell to stop"
 	exec "${vng[@]}"
 fi
 
@@ -136,7 +154,7 @@ guest="export PATH=/usr/sbin:/usr/bin:/sbin:/bin RLOOP_IN_VM=1 RLOOP_RESULTS=$(p
 cd $(printf %q "$RLOOP_ROOT") && $cmd; rc=\$?; \
 dmesg > $(printf %q "$xchg")/dmesg.txt; echo \$rc > $(printf %q "$xchg")/rc; exit \$rc"
 
-progress "booting $(basename "$kdir") ($cpus CPUs, $memory, TCG) to run: $*"
+progress "booting $kname ($cpus CPUs, $memory, TCG) to run: $*"
 start=$SECONDS
 # QEMU reopens its stdout and stderr by path (/proc/self/fd/N) with O_TRUNC:
 # a pipe keeps it from truncating a log file they may be redirected to.
