@@ -3,9 +3,9 @@
 # dkms build, VM suite), each timed, then a table of the stages' times and
 # a warning when the total passes the budget (RLOOP_CHECK_BUDGET seconds,
 # default 2400: CI's 90 minutes must hold the suite with room to spare).
-# The VM stage also boots Debian's own sid kernel and tests rloop there
-# (RLOOP_CHECK_DISTRO, default debian:sid; "none" skips it; make
-# check-distro runs both sid and trixie-backports).
+# The VM stage also boots Debian's own kernels and tests rloop in them
+# (RLOOP_CHECK_DISTRO, default "debian:sid debian:trixie-backports", the
+# 7.2 and the 7.3 kernel; "none" skips it), as make check-distro does.
 # Usage: check.sh [fast|full]. The tier goes to the VM suite
 # (RLOOP_TEST_TIER); Documentation/testing.rst says what each tier runs.
 set -euo pipefail
@@ -17,7 +17,7 @@ fast | full) ;;
 *) die "unknown tier $tier" "check.sh fast, or check.sh full" ;;
 esac
 budget=${RLOOP_CHECK_BUDGET:-2400}
-distro=${RLOOP_CHECK_DISTRO:-debian:sid}
+distro=${RLOOP_CHECK_DISTRO:-debian:sid debian:trixie-backports}
 [ "$distro" != none ] || distro=
 
 names=()

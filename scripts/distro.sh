@@ -186,43 +186,56 @@ cross=${cc%"$cc_pkg"}
 		"is this a Debian kernel built with gcc and CONFIG_RUST=y?"
 progress "Linux $release (Debian $version): $rustc_text, $bindgen_text, $cc_text"
 
-# The suite that built it: the one that carries its headers. Backports
-# are built in their base suite.
-private_apt_update 1440
-suite=$(madison "linux-headers-$release" | awk -v v="$version" '$1 == v { print $2 }' | head -n1)
-[ -n "$suite" ] || suite=$(madison "linux-headers-$release" | awk '{ print $2 }' | head -n1)
-[ -n "$suite" ] || die "no suite of $PRIVATE_APT_SUITES carries linux-headers-$release" \
-	"the archive dropped this kernel: upgrade to a kernel it carries, or see 'Another distribution' in the admin guide"
-base_suite=${suite%-backports}
-suites=("$base_suite")
-[ "$base_suite" = "$suite" ] || suites+=("$suite")
+# The toolchain's Debian versions, resolved once per kernel .config: a
+# rebuild (DKMS at the next boot, a changed rloop) needs no package lists.
+config_sha=$(sha256sum <"$config" | cut -d' ' -f1)
+resolved=$DISTRO_CACHE/kbuild/$release.toolchain
+if [ -f "$resolved" ] && [ "$(sed -n 1p "$resolved")" = "$config_sha" ]; then
+	read -r -a suites <<<"$(sed -n 2p "$resolved")"
+	read -r -a pins <<<"$(sed -n 3p "$resolved")"
+else
+	# The suite that built it: the one that carries its headers. Backports
+	# are built in their base suite.
+	private_apt_update 1440
+	suite=$(madison "linux-headers-$release" | awk -v v="$version" '$1 == v { print $2 }' | head -n1)
+	[ -n "$suite" ] || suite=$(madison "linux-headers-$release" | awk '{ print $2 }' | head -n1)
+	[ -n "$suite" ] || die "no suite of $PRIVATE_APT_SUITES carries linux-headers-$release" \
+		"the archive dropped this kernel: upgrade to a kernel it carries, or see 'Another distribution' in the admin guide"
+	base_suite=${suite%-backports}
+	suites=("$base_suite")
+	[ "$base_suite" = "$suite" ] || suites+=("$suite")
 
-# pin PACKAGE UPSTREAM: the Debian version of PACKAGE, in the suites the
-# kernel was built in, whose upstream version is UPSTREAM.
-pin() {
-	local p=$1 up=$2 v s
-	while read -r v s; do
-		[[ " ${suites[*]} " == *" $s "* ]] || continue
-		local u=${v#*:}
-		u=${u%%[+-]*}
-		[ "$u" = "$up" ] && { echo "$v"; return 0; }
-	done < <(madison "$p" | sort -rV)
-	return 1
-}
-rustc_deb=$(pin rustc "$rustc_upstream") && rust_src_deb=$(pin rust-src "$rustc_upstream") ||
-	die "the kernel was built by $rustc_text, and ${suites[*]} no longer carries rustc $rustc_upstream (it has: $(madison rustc | awk '{ print $1 "/" $2 }' | tr '\n' ' '))" \
-		"a module for this kernel can only be built by that exact rustc: install the kernel the suite now carries (apt upgrade), then rebuild"
-bindgen_deb=$(pin bindgen "$bindgen_upstream") ||
-	die "the kernel was built with $bindgen_text, which ${suites[*]} no longer carries" "upgrade to the kernel the suite now carries"
-madison "$cc_pkg" | awk '{ print $1 }' | grep -qxF "$cc_version" ||
-	die "the kernel was built by $cc_text, and ${suites[*]} no longer carries $cc_pkg $cc_version" "upgrade to the kernel the suite now carries"
-pins=("rustc=$rustc_deb" "rust-src=$rust_src_deb" "bindgen=$bindgen_deb" "$cc_pkg=$cc_version")
+	# pin PACKAGE UPSTREAM: the Debian version of PACKAGE, in the suites the
+	# kernel was built in, whose upstream version is UPSTREAM.
+	pin() {
+		local p=$1 up=$2 v s
+		while read -r v s; do
+			[[ " ${suites[*]} " == *" $s "* ]] || continue
+			local u=${v#*:}
+			u=${u%%[+-]*}
+			[ "$u" = "$up" ] && { echo "$v"; return 0; }
+		done < <(madison "$p" | sort -rV)
+		return 1
+	}
+	rustc_deb=$(pin rustc "$rustc_upstream") && rust_src_deb=$(pin rust-src "$rustc_upstream") ||
+		die "the kernel was built by $rustc_text, and ${suites[*]} no longer carries rustc $rustc_upstream (it has: $(madison rustc | awk '{ print $1 "/" $2 }' | tr '\n' ' '))" \
+			"a module for this kernel can only be built by that exact rustc: install the kernel the suite now carries (apt upgrade), then rebuild"
+	bindgen_deb=$(pin bindgen "$bindgen_upstream") ||
+		die "the kernel was built with $bindgen_text, which ${suites[*]} no longer carries" "upgrade to the kernel the suite now carries"
+	madison "$cc_pkg" | awk '{ print $1 }' | grep -qxF "$cc_version" ||
+		die "the kernel was built by $cc_text, and ${suites[*]} no longer carries $cc_pkg $cc_version" "upgrade to the kernel the suite now carries"
+	pins=("rustc=$rustc_deb" "rust-src=$rust_src_deb" "bindgen=$bindgen_deb" "$cc_pkg=$cc_version")
+	printf '%s\n%s\n%s\n' "$config_sha" "${suites[*]}" "${pins[*]}" >"$resolved"
+fi
+base_suite=${suites[0]}
 
-# The isolated root with that toolchain.
-mirror=$(debian_mirror)
+# The isolated root with that toolchain. Kernels of one suite share it.
 root_key=$( { echo "$ROOT_METHOD ${suites[*]}"; printf '%s\n' "${pins[@]}" "${ROOT_PACKAGES[@]}"; } | sha256sum | cut -c1-12)
 root=$DISTRO_CACHE/roots/$base_suite-$root_key
+exec 6>"$root.lock"
+flock 6
 if [ ! -f "$root/.rloop-complete" ]; then
+	mirror=$(debian_mirror)
 	progress "creating the $base_suite root with ${pins[*]} in $root (about a minute)"
 	rm -rf "$root"
 	sources=$(for s in "${suites[@]}"; do echo "deb $mirror $s main"; done)
@@ -234,6 +247,7 @@ if [ ! -f "$root/.rloop-complete" ]; then
 	mkdir -p "$root/src" "$root/out" "$root/rloop"
 	touch "$root/.rloop-complete"
 fi
+exec 6>&-
 
 # in_root SRC OUT MODULE_DIR CMD...: run CMD in the root, with the kernel
 # source (read-only) at /src, the build tree at /out and the module at

@@ -111,8 +111,15 @@ private_apt_update() {
 	fi
 	printf '%s\n' "$want" >"$PRIVATE_APT_DIR/sources.list"
 	log "updating the private package lists ($PRIVATE_APT_SUITES)"
-	apt-get "${APT_OPTS[@]}" update -q >"$PRIVATE_APT_DIR/update.log" 2>&1 ||
-		die "apt-get update of the private lists failed (see $PRIVATE_APT_DIR/update.log)" \
-			"check access to the Debian mirror; the suites $PRIVATE_APT_SUITES are needed"
-	touch "$PRIVATE_APT_DIR/updated"
+	if apt-get "${APT_OPTS[@]}" update -q >"$PRIVATE_APT_DIR/update.log" 2>&1; then
+		touch "$PRIVATE_APT_DIR/updated"
+		return 0
+	fi
+	# Lists that may be old serve a build whose packages are cached.
+	if [ "$max_age" -gt 0 ] && [ -f "$PRIVATE_APT_DIR/updated" ]; then
+		progress "warning: apt-get update of the private lists failed (see $PRIVATE_APT_DIR/update.log); using the lists of $(date -r "$PRIVATE_APT_DIR/updated" +%F)"
+		return 0
+	fi
+	die "apt-get update of the private lists failed (see $PRIVATE_APT_DIR/update.log)" \
+		"check access to the Debian mirror; the suites $PRIVATE_APT_SUITES are needed"
 }
