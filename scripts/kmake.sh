@@ -18,14 +18,38 @@ if [ -z "${KDIR:-}" ]; then
 	KDIR=$("$RLOOP_ROOT/scripts/kernel-build.sh" test)
 fi
 [ $# -gt 0 ] || set -- modules
+
+# distro_make KERNEL...: Kbuild in the distribution kernel's root; the
+# install goes to this machine's /lib/modules, not the root's.
+distro_make() {
+	local arg install= dir=extra args=()
+	for arg in "$@"; do
+		case $arg in
+		modules_install) install=1 ;;
+		INSTALL_MOD_DIR=*) dir=${arg#INSTALL_MOD_DIR=} ;;
+		*) args+=("$arg") ;;
+		esac
+	done
+	if [ -z "$install" ]; then
+		exec "$RLOOP_ROOT/scripts/distro.sh" "${kernel[@]}" -- "${args[@]}"
+	fi
+	"$RLOOP_ROOT/scripts/distro.sh" "${kernel[@]}" -- modules
+	local release
+	release=$("$RLOOP_ROOT/scripts/distro.sh" --resolve "${kernel[@]}")
+	progress "installing rloop.ko in /lib/modules/$release/$dir"
+	as_root install -D -m 0644 "$RLOOP_ROOT/rloop.ko" "/lib/modules/$release/$dir/rloop.ko"
+	as_root depmod -a "$release"
+	exit 0
+}
 case $KDIR in
-debian:*) exec "$RLOOP_ROOT/scripts/distro.sh" "$KDIR" -- "$@" ;;
+debian:*) kernel=("$KDIR"); distro_make "$@" ;;
 esac
 # Debian's headers packages say how their kernel was built in
 # .kernelvariables, and have no rust/ directory.
 if [ -f "$KDIR/.kernelvariables" ] && [ ! -e "$KDIR/rust/libkernel.rmeta" ] &&
 	grep -q '^CONFIG_RUST=y' "$KDIR/.config" 2>/dev/null; then
-	exec "$RLOOP_ROOT/scripts/distro.sh" --headers "$KDIR" -- "$@"
+	kernel=(--headers "$KDIR")
+	distro_make "$@"
 fi
 [ -f "$KDIR/.config" ] || die "$KDIR is not a configured kernel tree" \
 	"pass KDIR=/path/to/a/7.2/build/tree (with 'make modules_prepare' done)"
