@@ -38,6 +38,19 @@ toolchain_id() {
 		"$(ls "$LIBCLANG_PATH"/libclang-*.so* 2>/dev/null | head -n1)"
 }
 
+# cached_kdir: KDIR if set, else the cached test kernel's build tree if it
+# is built. Otherwise it stops, saying what to do: the plain targets (make,
+# make lint, ...) install, fetch and build nothing; `make kernel` does.
+cached_kdir() {
+	if [ -n "${KDIR:-}" ]; then
+		echo "$KDIR"
+		return
+	fi
+	"$RLOOP_ROOT/scripts/kernel-build.sh" --cached test ||
+		die "no KDIR given, and the cached test kernel is not built" \
+			"run 'make kernel' (installs the host packages and builds it: about 8 minutes on 2 cores), or pass KDIR=/path/to/a/prepared/kernel/tree"
+}
+
 # KASAN together with Rust needs a clang-built kernel (init/Kconfig: RUST
 # depends on !KASAN || CC_IS_CLANG), so the test kernel is built with LLVM 19.
 LLVM_PREFIX=/usr/lib/llvm-19/bin/

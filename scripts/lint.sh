@@ -8,10 +8,9 @@ set -euo pipefail
 RLOOP_STEP=lint
 cd "$RLOOP_ROOT"
 
-if [ -z "${KDIR:-}" ]; then
-	"$RLOOP_ROOT/scripts/deps.sh"
-	KDIR=$("$RLOOP_ROOT/scripts/kernel-build.sh" test)
-fi
+# KDIR, or the cached test kernel (make kernel builds it): lint sets
+# nothing up.
+KDIR=$(cached_kdir)
 src=$(readlink -f "$KDIR/source" 2>/dev/null || echo "$KDIR")
 rustfmt_cfg=$src/.rustfmt.toml
 RUSTFMT=${RUSTFMT:-rustfmt}

@@ -9,7 +9,7 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 RLOOP_STEP=test-dkms
 command -v dkms >/dev/null || die "dkms not found" "install Debian's dkms (make deps)"
-KDIR=${KDIR:-$("$RLOOP_ROOT/scripts/kernel-build.sh" test)}
+KDIR=$(cached_kdir)
 krel=$(make -s -C "$KDIR" kernelrelease)
 version=$(sed -n 's/^PACKAGE_VERSION="\(.*\)"$/\1/p' "$RLOOP_ROOT/dkms.conf")
 [ -n "$version" ] || die "no PACKAGE_VERSION in dkms.conf"
