@@ -161,7 +161,7 @@ scenario_sysfs_and_losetup() {
 	losetup -r /dev/loop1 "$TMPFS/f"
 	losetup -b 4096 /dev/loop2 "$TMPFS/f"
 	for d in loop0 loop1 loop2 loop3; do
-		# nr_hw_queues is rloop's own (20-core/hw_queues_per_device).
+		# nr_hw_queues is rloop's own (21-queues/hw_queues_per_device).
 		t "$d loop/" "$(cd /sys/block/$d && grep -r . loop 2>&1 | grep -v '^loop/nr_hw_queues:' |
 			sort | tr '\n' ' ')"
 		for q in logical_block_size physical_block_size minimum_io_size rotational \
