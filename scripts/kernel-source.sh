@@ -47,7 +47,7 @@ versions=$(apt-cache "${APT_OPTS[@]}" madison "linux-source-$series" 2>/dev/null
 [ -n "$versions" ] || die "no linux-source-$series package in $PRIVATE_APT_SUITES" \
 	"check that the mirror carries those suites, or pass KDIR=/path to a prepared tree"
 if [ -n "$want" ]; then
-	grep -qxF "$want" <<<"$versions" || die "linux-source-$series $want is not in the archive (it has: $(echo $versions))" \
+	grep -qxF "$want" <<<"$versions" || die "linux-source-$series $want is not in the archive (it has: ${versions//$'\n'/ })" \
 		"the archive dropped that version: upgrade to a kernel it still carries"
 	version=$want
 elif [ "$series" = "$KERNEL_SERIES" ] && grep -qxF "$KERNEL_PREFERRED" <<<"$versions"; then

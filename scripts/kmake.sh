@@ -20,7 +20,7 @@ KDIR=$(cached_kdir)
 # distro_make KERNEL...: Kbuild in the distribution kernel's root; the
 # install goes to this machine's /lib/modules, not the root's.
 distro_make() {
-	local arg install= dir=extra args=()
+	local arg install='' dir=extra args=()
 	for arg in "$@"; do
 		case $arg in
 		modules_install) install=1 ;;

@@ -2,7 +2,7 @@
 # Lint gates: rustfmt, clippy with the kernel's lint set (Kbuild CLIPPY=1),
 # rustdoc of the module without warnings, checkpatch.pl --strict on the
 # C helpers, no `unsafe` in the driver-logic files (DRIVER_LOGIC below),
-# shellcheck on every bash script and pyflakes on every Python one.
+# and shellcheck on every bash script and pyflakes on every Python one.
 # Usage: lint.sh [--fix] ; --fix only formats (make fmt).
 # Every gate runs; the exit status is non-zero if any of them failed.
 set -euo pipefail
