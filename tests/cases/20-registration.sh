@@ -4,6 +4,7 @@
 
 # Registration: these may run on the release build of the test kernel
 # (tests/run.sh -r).
+# shellcheck disable=SC2034 # read by tests/run.sh
 RLOOP_ANY_KERNEL="case_registers_major_and_control_node
 	case_module_parameters"
 
@@ -26,7 +27,7 @@ case_registers_major_and_control_node() {
 
 case_module_parameters() {
 	load_rloop max_loop=2 hw_queue_depth=16
-	[ -b /dev/loop1 ] && [ ! -e /sys/block/loop2 ] || fail "max_loop=2 not honoured"
+	{ [ -b /dev/loop1 ] && [ ! -e /sys/block/loop2 ]; } || fail "max_loop=2 not honoured"
 	assert_eq 16 "$(cat /sys/block/loop0/queue/nr_requests)" "hw_queue_depth"
 	unload_rloop
 	load_rloop max_part=3

@@ -6,6 +6,7 @@
 # run.sh -r): data and performance-shaped ones. Changing a device's queues
 # under I/O tests lifetimes and locking, and needs KASAN, lockdep and
 # kmemleak: it runs on the debug kernel only.
+# shellcheck disable=SC2034 # read by tests/run.sh
 RLOOP_ANY_KERNEL="case_multiple_hw_queues case_nowait_fast_path"
 
 # nr_hw_queues: one worker thread per hardware queue, requests from four
@@ -18,7 +19,7 @@ case_multiple_hw_queues() {
 	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
 	load_rloop max_loop=2 nr_hw_queues=4
 	# blk-mq allows no more queues than CPUs, and rloop no more workers.
-	local n q used expected_queues="" expected_workers=loop0
+	local n q expected_queues="" expected_workers=loop0
 	n=$(nproc)
 	[ "$n" -le 4 ] || n=4
 	[ "$n" -ge 2 ] || fail "the VM needs 2 CPUs for this case"
@@ -26,7 +27,9 @@ case_multiple_hw_queues() {
 		expected_queues+=" $q"
 		[ $q -eq 0 ] || expected_workers+=" loop0.$q"
 	done
+	# shellcheck disable=SC2012 # sysfs names: plain numbers
 	assert_eq "${expected_queues# }" "$(ls /sys/block/loop0/mq | sort -n | tr '\n' ' ' | sed 's/ $//')" "hardware queues"
+	# shellcheck disable=SC2009 # names only, one a line, as the expected list has them
 	assert_eq "$expected_workers" \
 		"$(ps -eo comm | grep -E '^loop0(\.[0-9]+)?$' | sort | tr '\n' ' ' | sed 's/ $//')" "worker threads"
 	mk_fs_on_brd xfs
@@ -38,8 +41,8 @@ case_multiple_hw_queues() {
 	worker_switches() {
 		local pid
 		for pid in $(pgrep -x "$1(\.[0-9]+)?"); do
-			printf '%s %s\n' "$(cat /proc/$pid/comm)" \
-				"$(awk '/^voluntary_ctxt_switches/ { print $2 }' /proc/$pid/status)"
+			printf '%s %s\n' "$(cat "/proc/$pid/comm")" \
+				"$(awk '/^voluntary_ctxt_switches/ { print $2 }' "/proc/$pid/status")"
 		done | sort
 	}
 	local dev name before after busy
@@ -55,7 +58,7 @@ case_multiple_hw_queues() {
 		grep -q 'err= 0' "$RLOOP_CASE_DIR/fio-$name.txt" || fail "fio reported errors on $dev"
 		after=$(worker_switches "$name")
 		busy=$(join <(echo "$before") <(echo "$after") | awk '$3 - $2 >= 20 { n++ } END { print n + 0 }')
-		echo "$name: workers' context switches before: $(echo $before), after: $(echo $after)"
+		echo "$name: workers' context switches before: ${before//$'\n'/ }, after: ${after//$'\n'/ }"
 		[ "$busy" -ge 2 ] || fail "$name: only $busy worker(s) served requests"
 	done
 	losetup -d /dev/loop0 /dev/loop1
@@ -76,7 +79,9 @@ case_hw_queues_per_device() {
 	n=$(nproc)
 	[ "$n" -le 16 ] || n=16
 	[ "$n" -ge 2 ] || fail "the VM needs 2 CPUs for this case"
+	# shellcheck disable=SC2012 # sysfs names: plain numbers
 	queues() { ls "/sys/block/$1/mq" | wc -l; }
+	# shellcheck disable=SC2009 # names only, one a line, as the expected list has them
 	workers() { ps -eo comm | grep -E "^$1(\.[0-9]+)?\$" | sort | tr '\n' ' ' | sed 's/ $//'; }
 	assert_eq 1 "$(cat $attr)" "nr_hw_queues by default"
 	assert_eq "-rw-r--r--" "$(stat -c %A $attr)" "mode of nr_hw_queues"

@@ -7,6 +7,7 @@ LOOPCTL="python3 $RLOOP_ROOT/tests/loopctl.py"
 
 # Data verified through the device, the same on any kernel: these may run
 # on the release build of the test kernel (tests/run.sh -r).
+# shellcheck disable=SC2034 # read by tests/run.sh
 RLOOP_ANY_KERNEL="case_buffered_io_round_trip case_direct_io_on_ext4
 	case_discard_and_write_zeroes case_short_read_past_truncated_end
 	case_fio_verify_both_modes case_buffered_writes_make_multi_bio_requests
@@ -45,7 +46,7 @@ case_direct_io_on_ext4() {
 	local dev
 	dev=$(losetup -f --show --direct-io=on "$FSDIR/img")
 	assert_eq /dev/loop1 "$dev" "first free device"
-	assert_eq 1 "$(cat /sys/block/${dev#/dev/}/loop/dio)" "dio with --direct-io=on"
+	assert_eq 1 "$(cat "/sys/block/${dev#/dev/}/loop/dio")" "dio with --direct-io=on"
 	assert_eq 1 "$(losetup -l -n -O DIO "$dev" | tr -d ' ')" "losetup -l DIO column"
 	assert_eq 4096 "$(blockdev --getss "$dev")" "block size defaults to the DIO alignment"
 	assert_match "flags=.*" "$($LOOPCTL get-status "$dev")" "status"
@@ -182,7 +183,7 @@ case_data_integrity_matrix() {
 				truncate -s 16M "$dir/img"
 				dev=$(losetup -f --show -o 4096 --sizelimit 8M -b "$bs" --direct-io="$mode" "$dir/img")
 				expect=$([ "$mode" = on ] && echo 1 || echo 0)
-				assert_eq "$expect" "$(cat /sys/block/${dev#/dev/}/loop/dio)" "dio $mode on $dir bs $bs"
+				assert_eq "$expect" "$(cat "/sys/block/${dev#/dev/}/loop/dio")" "dio $mode on $dir bs $bs"
 				assert_eq $((8 << 20)) "$(blockdev --getsize64 "$dev")" "size with sizelimit"
 				assert_eq "$bs" "$(blockdev --getss "$dev")" "block size"
 				check_pattern_io "$dev" "$dir/img" 4096 "$dir dio=$mode bs=$bs"
@@ -206,7 +207,7 @@ case_mount_o_loop_and_fs_in_both_modes() {
 	local dev
 	dev=$(findmnt -n -o SOURCE "$RLOOP_CASE_DIR/mnt")
 	assert_match '^/dev/loop[0-9]+$' "$dev" "mount source"
-	assert_eq 1 "$(cat /sys/block/${dev#/dev/}/loop/autoclear)" "autoclear from mount"
+	assert_eq 1 "$(cat "/sys/block/${dev#/dev/}/loop/autoclear")" "autoclear from mount"
 	cp -r "$RLOOP_ROOT/rust" "$RLOOP_CASE_DIR/mnt/"
 	umount "$RLOOP_CASE_DIR/mnt"
 	settle

@@ -49,8 +49,8 @@ case_no_leak_after_unload() {
 	load_rloop
 	mk_tmpfs
 	truncate -s 16M "$TMPFS/f"
-	local i
-	for i in 1 2 3; do
+	local _
+	for _ in 1 2 3; do
 		losetup /dev/loop0 "$TMPFS/f"
 		dd if=/dev/urandom of=/dev/loop0 bs=64k count=32 oflag=direct status=none
 		dd if=/dev/loop0 of=/dev/null bs=1M iflag=direct status=none
@@ -74,9 +74,9 @@ case_detach_during_fio_keeps_completed_writes() {
 	local job=(--name=w --ioengine=libaio --direct=1 --iodepth=16 --rw=randwrite
 		--bs=16k --size="$(by_tier 8M 24M)" --randseed=1234 --verify=crc32c)
 	fio "${job[@]}" --filename=/dev/loop0 --do_verify=0 --output="$RLOOP_CASE_DIR/fio-w.txt" &
-	local pid=$! i
+	local pid=$! _
 	# Detach once fio's writes are flowing (field 5 of stat: writes done).
-	for i in $(seq 1 120); do
+	for _ in $(seq 1 120); do
 		[ "$(awk '{print $5}' /sys/block/loop0/stat)" -gt 100 ] && break
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.5
