@@ -6,18 +6,29 @@
 SCRIPTS := $(CURDIR)/scripts
 export KDIR
 
-.PHONY: all modules clean kdir deps kernel vm demo check check-full check-distro soak test-host test-dkms test-vm bench fmt lint install help
+# Two kinds of targets. Plain ones (modules, clean, install, lint, fmt,
+# test-host, test-dkms) do what they say and no more: without KDIR they use
+# the cached test kernel if it is built, and otherwise stop and say to run
+# `make kernel` or pass KDIR. The ones that set things up (deps, kernel,
+# kdir, vm, demo, check, check-full, check-distro, test-vm, soak, bench)
+# install the host packages and build the kernels they need, from nothing.
+
+.PHONY: all modules setup clean kdir deps kernel vm demo check check-full check-distro soak test-host test-dkms test-vm bench fmt lint install help
 
 all: modules
 
-## make modules: build rloop.ko against KDIR (the default target; KDIR defaults to the cached test kernel)
+## make modules: build rloop.ko against KDIR (the default target; KDIR defaults to the cached test kernel, which must be built: make kernel)
 modules:
 	@$(SCRIPTS)/kmake.sh modules
 
-## make clean: remove build products of the module
+# The set-up of the targets that boot the test VM: host packages and the
+# test kernel (make kernel), then rloop.ko for it.
+setup: kernel
+	@$(SCRIPTS)/kmake.sh modules
+
+## make clean: remove the module's build products (no kernel tree needed)
 clean:
-	@$(SCRIPTS)/kmake.sh clean
-	@rm -rf tests/host/target
+	@$(SCRIPTS)/clean.sh
 
 ## make kdir: print the path of the cached test-kernel build tree
 kdir:
@@ -33,11 +44,11 @@ kernel: deps
 	@$(SCRIPTS)/kernel-build.sh test >/dev/null
 
 ## make vm: interactive shell in the test VM, project directory mounted
-vm: modules
+vm: setup
 	@$(SCRIPTS)/vm.sh --shell
 
 ## make demo: build what is missing, boot the VM and show rloop at work
-demo: modules
+demo: setup
 	@$(SCRIPTS)/vm.sh -- $(CURDIR)/tests/demo.sh
 
 ## make check: the test suite (what CI runs): lint, host tests, dkms build, the VM suite, each stage timed
@@ -69,20 +80,20 @@ install: modules
 	@$(SCRIPTS)/kmake.sh modules_install INSTALL_MOD_DIR=extra
 
 ## make test-host: host-side cargo test of the kernel-free logic
-test-host: deps
+test-host:
 	@$(SCRIPTS)/test-host.sh
 
-## make test-dkms: dkms add and build against the test kernel (needs root)
-test-dkms: deps
+## make test-dkms: dkms add and build against the test kernel (KDIR, or the cached one) and Debian sid's headers (needs root)
+test-dkms:
 	@$(SCRIPTS)/test-dkms.sh
 
 ## make test-vm: the in-VM test suite over two VMs at once (TESTS=regex selects cases, RLOOP_VM_SHARDS=N the number of VMs)
-test-vm: modules results/bin/compat32
+test-vm: setup results/bin/compat32
 	@$(SCRIPTS)/test-vm.sh '$(TESTS)'
 
 # A 32-bit program for the compat ioctl tests, built here: in the guest,
-# under TCG, gcc takes minutes.
-results/bin/compat32: tests/compat32.c
+# under TCG, gcc takes minutes. gcc -m32 needs gcc-multilib (make deps).
+results/bin/compat32: tests/compat32.c | deps
 	@mkdir -p $(dir $@)
 	@gcc -m32 -static -O2 -Wall -o $@ $<
 
@@ -90,7 +101,7 @@ SOAK_SECS ?= 600
 SEED ?= 1
 
 ## make soak: long reliability runs in the VM: fio verify on 8 devices for SOAK_SECS (default 600) s, races and ioctl fuzzing scaled up, seeded by SEED (default 1)
-soak: modules results/bin/compat32
+soak: setup results/bin/compat32
 	@$(SCRIPTS)/vm.sh --dmesg $(CURDIR)/results/dmesg-soak.txt -- env RLOOP_SOAK_SECS=$(SOAK_SECS) \
 		RLOOP_SEED=$(SEED) RLOOP_CASE_TIMEOUT=$$(($(SOAK_SECS) + 1200)) \
 		$(CURDIR)/tests/run.sh -d $(CURDIR)/tests/soak

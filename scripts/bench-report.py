@@ -454,7 +454,6 @@ def main():
                 if not p or not p[0].endswith("%"):
                     continue
                 pct = float(p[0].rstrip("%"))
-                sym = p[-1] if p[-1] != "-" else p[-3]
                 if any(k in line for k in IDLE_SYMBOLS):
                     idle_pct += pct
                 else:

@@ -35,6 +35,7 @@ for kernel in "${kernels[@]}"; do
 	rc=0
 	# The distribution's suite, then the differential suite against its
 	# loop.ko; both run whatever the first gives, and both must pass.
+	# shellcheck disable=SC2016 # expanded by the guest's bash
 	RLOOP_TEST_KO=$dir/rloop.ko RLOOP_TEST_DISTRO_RELEASE=$release \
 		"$RLOOP_ROOT/scripts/vm.sh" --distro "$image" "$release" \
 		--dmesg "$results/dmesg-distro-$release.txt" -- \

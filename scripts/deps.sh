@@ -11,7 +11,7 @@ DEB_PACKAGES=(
 	qemu-system-x86 flex bison bc libelf-dev libssl-dev cpio
 	e2fsprogs xfsprogs fio util-linux kmod python3-venv pahole
 	busybox-static jq udev rust-web-clippy strace dkms gcc-multilib
-	fdisk dmsetup file mmdebstrap
+	fdisk dmsetup file mmdebstrap shellcheck python3-pyflakes
 )
 BENCH_DEB_PACKAGES=(python3-matplotlib linux-perf)
 if [ "${1:-}" = bench ]; then

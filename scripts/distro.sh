@@ -68,9 +68,10 @@ mkdir -p "$DISTRO_CACHE/debs" "$DISTRO_CACHE/pkg" "$DISTRO_CACHE/roots" "$DISTRO
 
 # apt_fetch PACKAGE=VERSION...: download into the cache's debs/ (kept).
 apt_fetch() {
-	local spec missing=()
+	local spec version missing=()
 	for spec in "$@"; do
-		ls "$DISTRO_CACHE/debs/${spec%%=*}_$(sed 's/:/%3a/' <<<"${spec#*=}")"_*.deb >/dev/null 2>&1 || missing+=("$spec")
+		version=${spec#*=}
+		compgen -G "$DISTRO_CACHE/debs/${spec%%=*}_${version/:/%3a}_*.deb" >/dev/null || missing+=("$spec")
 	done
 	[ ${#missing[@]} -gt 0 ] || return 0
 	private_apt_update 60
@@ -80,7 +81,7 @@ apt_fetch() {
 }
 
 deb_of() {
-	ls "$DISTRO_CACHE/debs/$1_$(sed 's/:/%3a/' <<<"$2")"_*.deb | head -n1
+	compgen -G "$DISTRO_CACHE/debs/$1_${2/:/%3a}_*.deb" | head -n1
 }
 
 # madison PACKAGE: "VERSION SUITE" per line, from the private lists.
@@ -106,7 +107,7 @@ debian:*)
 	fi
 	;;
 headers:*)
-	[ -f "$headers_dir/.config" ] && [ -f "$headers_dir/Module.symvers" ] ||
+	{ [ -f "$headers_dir/.config" ] && [ -f "$headers_dir/Module.symvers" ]; } ||
 		die "$headers_dir is not a kernel headers tree (no .config or Module.symvers)" \
 			"install linux-headers-\$(uname -r), or name the kernel: KDIR=debian:RELEASE"
 	release=$(sed -n 's/^override KERNELRELEASE = //p' "$headers_dir/.kernelvariables" 2>/dev/null)
@@ -181,7 +182,7 @@ cc=$(awk '{ print $1 }' <<<"$cc_text")
 cc_pkg=$(sed -n 's/.*-\(gcc-[0-9]*\)$/\1/p' <<<"$cc")
 cc_version=$(sed -n 's/.*(Debian \([^)]*\)).*/\1/p' <<<"$cc_text")
 cross=${cc%"$cc_pkg"}
-[ -n "$rustc_upstream" ] && [ -n "$bindgen_upstream" ] && [ -n "$cc_pkg" ] && [ -n "$cc_version" ] ||
+{ [ -n "$rustc_upstream" ] && [ -n "$bindgen_upstream" ] && [ -n "$cc_pkg" ] && [ -n "$cc_version" ]; } ||
 	die "cannot read the toolchain from $config (rustc '$rustc_text', bindgen '$bindgen_text', cc '$cc_text')" \
 		"is this a Debian kernel built with gcc and CONFIG_RUST=y?"
 progress "Linux $release (Debian $version): $rustc_text, $bindgen_text, $cc_text"
@@ -217,7 +218,7 @@ else
 		done < <(madison "$p" | sort -rV)
 		return 1
 	}
-	rustc_deb=$(pin rustc "$rustc_upstream") && rust_src_deb=$(pin rust-src "$rustc_upstream") ||
+	{ rustc_deb=$(pin rustc "$rustc_upstream") && rust_src_deb=$(pin rust-src "$rustc_upstream"); } ||
 		die "the kernel was built by $rustc_text, and ${suites[*]} no longer carries rustc $rustc_upstream (it has: $(madison rustc | awk '{ print $1 "/" $2 }' | tr '\n' ' '))" \
 			"a module for this kernel can only be built by that exact rustc: install the kernel the suite now carries (apt upgrade), then rebuild"
 	bindgen_deb=$(pin bindgen "$bindgen_upstream") ||
@@ -255,6 +256,7 @@ exec 6>&-
 in_root() {
 	local src=$1 out=$2 mod=$3
 	shift 3
+	# shellcheck disable=SC2016 # the inner bash expands them
 	unshare --mount --propagation private -- bash -c '
 		r=$1 src=$2 out=$3 mod=$4; shift 4
 		{ [ -z "$src" ] || { mount --bind "$src" "$r/src" && mount -o remount,bind,ro "$r/src"; }; } &&
@@ -266,15 +268,17 @@ in_root() {
 }
 
 # The toolchain in the root must be the one the kernel names, to the letter.
+# check_tool WANT_TEXT COMMAND...: COMMAND's first line must be WANT_TEXT.
 check_tool() {
-	local got
+	local want_text=$1 got
+	shift
 	got=$(in_root "" "" "" "$@" 2>/dev/null | head -n1)
 	[ "$got" = "$want_text" ] || die "the root's $1 says '$got', the kernel was built by '$want_text'" \
 		"remove $root and rerun; if it persists, Debian rebuilt the toolchain under the same version"
 }
-want_text=$rustc_text check_tool rustc --version
-want_text=$bindgen_text check_tool bindgen --version
-want_text=$cc_text check_tool "$cc" --version
+check_tool "$rustc_text" rustc --version
+check_tool "$bindgen_text" bindgen --version
+check_tool "$cc_text" "$cc" --version
 
 # The source the image was built from, and the prepared tree.
 series=$(sed -n 's/^\([0-9]*\.[0-9]*\).*/\1/p' <<<"$release")
@@ -308,7 +312,7 @@ if ! prepared; then
 	# The .config Kconfig gives back must be the kernel's own: a symbol
 	# that differs means a tool in the root differs from Debian's build.
 	changed=$(diff <(grep '^CONFIG_' "$config" | sort) <(grep '^CONFIG_' "$tree/.config" | sort) | grep '^[<>]' || true)
-	[ -z "$changed" ] || progress "warning: Kconfig changed the kernel's .config in the root: $(echo $changed)"
+	[ -z "$changed" ] || progress "warning: Kconfig changed the kernel's .config in the root: ${changed//$'\n'/ }"
 	start=$SECONDS
 	in_root "$src" "$tree" "" "${kmake[@]}" -C /src O=/out -j"$(($(nproc) + 1))" modules_prepare >>"$tree/prepare.log" 2>&1 ||
 		{ tail -n 30 "$tree/prepare.log" >&2; die "modules_prepare of $release failed (see $tree/prepare.log)"; }

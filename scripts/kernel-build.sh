@@ -1,19 +1,31 @@
 #!/usr/bin/env bash
-# Build (or reuse) a cached kernel for rloop. Usage: kernel-build.sh [VARIANT]
+# Build (or reuse) a cached kernel for rloop.
+#
+#   kernel-build.sh [--cached] [VARIANT]
+#
 # VARIANT names a config fragment in scripts/kconfig/ (default: test).
 # Prints the absolute path of the build tree (usable as KDIR) on stdout.
+# --cached: only a tree already built and complete; exit status 1,
+# silently, when there is none, and nothing is fetched or built (a plain
+# `make` without KDIR uses this).
 #
 # The cache key covers the kernel version, the config fragment and the
 # toolchain, so a change to any of them builds a new tree. A tree is reused
 # only when its completion stamp is present and its products exist.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
+cached=
+[ "${1:-}" != --cached ] || { cached=1; shift; }
 variant=${1:-test}
 RLOOP_STEP=kernel-build/$variant
 fragment=$RLOOP_ROOT/scripts/kconfig/$variant.config
 [ -f "$fragment" ] || die "no config fragment $fragment" "use one of: $(ls "$RLOOP_ROOT/scripts/kconfig")"
 
-src=$("$RLOOP_ROOT/scripts/kernel-source.sh")
+if [ -n "$cached" ]; then
+	src=$(RLOOP_QUIET=1 "$RLOOP_ROOT/scripts/kernel-source.sh" --cached) || exit 1
+else
+	src=$("$RLOOP_ROOT/scripts/kernel-source.sh")
+fi
 version=$(make -s -C "$src" kernelversion)
 # expand FRAGMENT: its lines, with "#include NAME" replaced by the lines of
 # scripts/kconfig/NAME. A later assignment to a symbol overrides an earlier
@@ -60,6 +72,7 @@ if complete; then
 	echo "$out"
 	exit 0
 fi
+[ -z "$cached" ] || exit 1
 
 if [ -f "$stamp" ]; then
 	log "cached build $out is broken (a product is missing); rebuilding it"

@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # Fetch and unpack one of Debian's linux-source-X.Y packages into the cache.
 #
-#   kernel-source.sh [SERIES [VERSION]]
+#   kernel-source.sh [--cached] [SERIES [VERSION]]
 #
 # SERIES defaults to the test kernel's ($KERNEL_SERIES), VERSION to
 # $KERNEL_PREFERRED for it and to the newest in the private lists
 # otherwise. A distribution kernel asks for the exact Debian version its
 # binary was built from. Uses a private apt configuration: the system's
 # apt sources stay untouched. Prints the path of the unpacked tree.
+# --cached: only a tree already unpacked; exit status 1, silently, and no
+# download when there is none.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 RLOOP_STEP=kernel-source
+cached=
+[ "${1:-}" != --cached ] || { cached=1; shift; }
 
 series=${1:-$KERNEL_SERIES}
 want=${2:-}
 SRC_BASE=$RLOOP_CACHE/src
-mkdir -p "$SRC_BASE"
 
 # Reuse an unpacked tree of that series (and version, when given). The
 # stamp names both; the test kernel's builds record the tree's path, so a
@@ -34,6 +37,8 @@ for stamp in "$SRC_BASE"/linux-source-*/.rloop-unpacked; do
 	echo "$tree"
 	exit 0
 done
+[ -z "$cached" ] || exit 1
+mkdir -p "$SRC_BASE"
 
 private_apt_update 60
 
@@ -42,7 +47,7 @@ versions=$(apt-cache "${APT_OPTS[@]}" madison "linux-source-$series" 2>/dev/null
 [ -n "$versions" ] || die "no linux-source-$series package in $PRIVATE_APT_SUITES" \
 	"check that the mirror carries those suites, or pass KDIR=/path to a prepared tree"
 if [ -n "$want" ]; then
-	grep -qxF "$want" <<<"$versions" || die "linux-source-$series $want is not in the archive (it has: $(echo $versions))" \
+	grep -qxF "$want" <<<"$versions" || die "linux-source-$series $want is not in the archive (it has: ${versions//$'\n'/ })" \
 		"the archive dropped that version: upgrade to a kernel it still carries"
 	version=$want
 elif [ "$series" = "$KERNEL_SERIES" ] && grep -qxF "$KERNEL_PREFERRED" <<<"$versions"; then

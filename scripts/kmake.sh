@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run Kbuild for the rloop module: kmake.sh [TARGET...] (default: modules).
 # KDIR (environment) selects the kernel tree; without it, the cached test
-# kernel is set up and used. The compiler follows the tree's .config: a
+# kernel, if it is built (`make kernel` builds it; nothing is installed or
+# built here). The compiler follows the tree's .config: a
 # clang-built tree gets LLVM=..., a gcc-built tree gets none.
 #
 # A distribution's kernel goes through scripts/distro.sh, which rebuilds
@@ -13,16 +14,13 @@ set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 RLOOP_STEP=kmake
 
-if [ -z "${KDIR:-}" ]; then
-	"$RLOOP_ROOT/scripts/deps.sh"
-	KDIR=$("$RLOOP_ROOT/scripts/kernel-build.sh" test)
-fi
+KDIR=$(cached_kdir)
 [ $# -gt 0 ] || set -- modules
 
 # distro_make KERNEL...: Kbuild in the distribution kernel's root; the
 # install goes to this machine's /lib/modules, not the root's.
 distro_make() {
-	local arg install= dir=extra args=()
+	local arg install='' dir=extra args=()
 	for arg in "$@"; do
 		case $arg in
 		modules_install) install=1 ;;

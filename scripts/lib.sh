@@ -1,5 +1,7 @@
 # shellcheck shell=bash
 # Common helpers for rloop's scripts. Source it; do not run it.
+# Its variables are for the scripts that source it:
+# shellcheck disable=SC2034
 
 RLOOP_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 RLOOP_CACHE=${RLOOP_CACHE:-${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/rloop}
@@ -35,7 +37,20 @@ toolchain_id() {
 		"$("$RUSTC" --version 2>/dev/null)" \
 		"$("$BINDGEN" --version 2>/dev/null)" \
 		"$(gcc --version 2>/dev/null | head -n1)" \
-		"$(ls "$LIBCLANG_PATH"/libclang-*.so* 2>/dev/null | head -n1)"
+		"$(compgen -G "$LIBCLANG_PATH/libclang-*.so*" | head -n1)"
+}
+
+# cached_kdir: KDIR if set, else the cached test kernel's build tree if it
+# is built. Otherwise it stops, saying what to do: the plain targets (make,
+# make lint, ...) install, fetch and build nothing; `make kernel` does.
+cached_kdir() {
+	if [ -n "${KDIR:-}" ]; then
+		echo "$KDIR"
+		return
+	fi
+	"$RLOOP_ROOT/scripts/kernel-build.sh" --cached test ||
+		die "no KDIR given, and the cached test kernel is not built" \
+			"run 'make kernel' (installs the host packages and builds it: about 8 minutes on 2 cores), or pass KDIR=/path/to/a/prepared/kernel/tree"
 }
 
 # KASAN together with Rust needs a clang-built kernel (init/Kconfig: RUST
@@ -49,8 +64,8 @@ LLVM_PREFIX=/usr/lib/llvm-19/bin/
 build_module_copy() {
 	local kdir=$1 dir=$2 log=$3
 	mkdir -p "$dir"
-	(cd "$RLOOP_ROOT" && git ls-files -z -co --exclude-standard 2>/dev/null ||
-		find . -path ./.git -prune -o -path ./results -prune -o -type f -print0) |
+	(cd "$RLOOP_ROOT" && { git ls-files -z -co --exclude-standard 2>/dev/null ||
+		find . -path ./.git -prune -o -path ./results -prune -o -type f -print0; }) |
 		(cd "$RLOOP_ROOT" && xargs -0 cp -p --parents -t "$dir")
 	progress "building rloop.ko for $(basename "$kdir") in $dir"
 	KDIR=$kdir "$dir/scripts/kmake.sh" modules >"$log" 2>&1 ||
@@ -68,8 +83,10 @@ kernel_make() {
 # names it; no host name is written down here).
 debian_mirror() {
 	local m
+	# shellcheck disable=SC2016 # apt's format, not the shell's
 	m=$(apt-get indextargets --format '$(URI)' 2>/dev/null |
 		sed -n 's#^\(.*\)/dists/bookworm/main/.*#\1#p' | head -n1)
+	# shellcheck disable=SC2016 # apt's format, not the shell's
 	[ -n "$m" ] || m=$(apt-get indextargets --format '$(URI)' 2>/dev/null |
 		sed -n 's#^\(.*\)/dists/[^/]*/main/.*#\1#p' | grep -v security | head -n1)
 	[ -n "$m" ] || die "no Debian mirror found in the system's apt configuration" \

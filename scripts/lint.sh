@@ -1,17 +1,18 @@
 #!/usr/bin/env bash
 # Lint gates: rustfmt, clippy with the kernel's lint set (Kbuild CLIPPY=1),
-# rustdoc of the module without warnings, and checkpatch.pl --strict on the
-# C helpers. Usage: lint.sh [--fix] ; --fix only formats (make fmt).
+# rustdoc of the module without warnings, checkpatch.pl --strict on the
+# C helpers, no `unsafe` in the driver-logic files (DRIVER_LOGIC below),
+# and shellcheck on every bash script and pyflakes on every Python one.
+# Usage: lint.sh [--fix] ; --fix only formats (make fmt).
 # Every gate runs; the exit status is non-zero if any of them failed.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 RLOOP_STEP=lint
 cd "$RLOOP_ROOT"
 
-if [ -z "${KDIR:-}" ]; then
-	"$RLOOP_ROOT/scripts/deps.sh"
-	KDIR=$("$RLOOP_ROOT/scripts/kernel-build.sh" test)
-fi
+# KDIR, or the cached test kernel (make kernel builds it): lint sets
+# nothing up.
+KDIR=$(cached_kdir)
 src=$(readlink -f "$KDIR/source" 2>/dev/null || echo "$KDIR")
 rustfmt_cfg=$src/.rustfmt.toml
 RUSTFMT=${RUSTFMT:-rustfmt}
@@ -24,6 +25,21 @@ if [ "${1:-}" = --fix ]; then
 fi
 
 failed=()
+
+# The driver logic: the files that must hold no `unsafe` (no unsafe block,
+# fn, impl or trait), so that every unsafe operation is in an abstraction
+# of rust/blk/ and the other wrappers (README, "Layout"). A directory
+# rust/device/ or rust/io/, when there is one, counts whole.
+DRIVER_LOGIC=(rust/control.rs rust/device.rs rust/io.rs rust/dio.rs rust/uapi.rs
+	rust/status.rs rust/hw_queues.rs rust/geometry.rs)
+for d in rust/device rust/io; do
+	[ ! -d "$d" ] || mapfile -t -O "${#DRIVER_LOGIC[@]}" DRIVER_LOGIC < <(find "$d" -name '*.rs' | sort)
+done
+# Bash scripts: the sourced fragments (tests/cases/ and the other suites,
+# scripts/lib.sh, tests/lib.sh) say `# shellcheck shell=bash`; .shellcheckrc
+# lets shellcheck follow what they source.
+SHELL_FILES=(scripts/*.sh tests/*.sh tests/*/*.sh .ci/run)
+PYTHON_FILES=(scripts/*.py tests/*.py scripts/virtme/virtme-run)
 
 progress "rustfmt --check"
 if ! "$RUSTFMT" --edition 2021 --config-path "$rustfmt_cfg" --check rust/rloop.rs tests/host/src/lib.rs; then
@@ -66,7 +82,42 @@ if ! "$src/scripts/checkpatch.pl" --strict --no-tree --quiet -f rust/helpers.c r
 	failed+=(checkpatch)
 fi
 
+progress "no unsafe in the driver logic (${#DRIVER_LOGIC[@]} files)"
+# A line counts unless its code part (before any // comment) is empty of
+# the word: doc comments and comments may talk about unsafe code.
+missing=()
+for f in "${DRIVER_LOGIC[@]}"; do
+	[ -f "$f" ] || missing+=("$f")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	printf '%s: listed in DRIVER_LOGIC (scripts/lint.sh) but missing\n' "${missing[@]}"
+	failed+=(driver-logic)
+elif ! awk '{ code = $0; sub(/\/\/.*/, "", code) }
+	code ~ /(^|[^A-Za-z0-9_])unsafe([^A-Za-z0-9_]|$)/ {
+		printf "%s:%d: unsafe in driver logic: %s\n", FILENAME, FNR, $0; found = 1 }
+	END { exit found }' "${DRIVER_LOGIC[@]}"; then
+	failed+=(unsafe)
+fi
+
+progress "shellcheck on the bash scripts (${#SHELL_FILES[@]} files)"
+if ! command -v shellcheck >/dev/null; then
+	printf 'shellcheck not found: install Debian'"'"'s shellcheck (make deps)\n'
+	failed+=(shellcheck)
+elif ! shellcheck -f gcc "${SHELL_FILES[@]}"; then
+	failed+=(shellcheck)
+fi
+
+progress "pyflakes on the Python scripts (${#PYTHON_FILES[@]} files)"
+# Debian's python3, which has python3-pyflakes, whatever python3 is first
+# in PATH.
+if ! /usr/bin/python3 -c 'import pyflakes' 2>/dev/null; then
+	printf 'pyflakes not found: install Debian'"'"'s python3-pyflakes (make deps)\n'
+	failed+=(pyflakes)
+elif ! /usr/bin/python3 -m pyflakes "${PYTHON_FILES[@]}"; then
+	failed+=(pyflakes)
+fi
+
 if [ ${#failed[@]} -gt 0 ]; then
 	die "lint failed: ${failed[*]}" "fix the reports above; 'make fmt' fixes formatting"
 fi
-progress "lint clean: rustfmt, clippy, rustdoc, checkpatch"
+progress "lint clean: rustfmt, clippy, rustdoc, checkpatch, no unsafe in the driver logic, shellcheck, pyflakes"

@@ -39,7 +39,7 @@ RLOOP_STEP=vm
 cpus=${RLOOP_VM_CPUS:-2}
 memory=${RLOOP_VM_MEMORY:-4G}
 timeout_s=${RLOOP_VM_TIMEOUT:-5400}
-variant=test
+variant='test'
 distro_dir=
 distro_release=
 exclusive=
@@ -69,7 +69,7 @@ done
 "$RLOOP_ROOT/scripts/deps.sh"
 if [ -n "$distro_dir" ]; then
 	kdir=$distro_dir/usr/lib/modules/$distro_release/vmlinuz
-	[ -f "$kdir" ] && [ -f "${kdir%/vmlinuz}/modules.dep" ] ||
+	{ [ -f "$kdir" ] && [ -f "${kdir%/vmlinuz}/modules.dep" ]; } ||
 		die "no kernel or module index in $distro_dir for $distro_release" "scripts/distro.sh --image debian:$distro_release unpacks them"
 else
 	kdir=$("$RLOOP_ROOT/scripts/kernel-build.sh" "$variant")

@@ -23,7 +23,7 @@ say() { printf '\n== %s\n' "$*"; }
 # failing command is shown, not fatal: some steps show an error on purpose.
 show() {
 	printf '   $ %s\n' "$*"
-	{ eval "$@" 2>&1 || true; } | sed 's/^/     /'
+	{ eval "$*" 2>&1 || true; } | sed 's/^/     /'
 }
 
 say "Kernel $(uname -r) with $(nproc) CPUs; loading rloop.ko, no C loop module loaded."

@@ -117,7 +117,6 @@ mk_fs_on_brd() {
 		mk_tmpfs
 		truncate -s 512M "$TMPFS/fs4k.img"
 		dev=$(losetup -f --show -b 4096 "$TMPFS/fs4k.img")
-		FS4K_DEV=$dev
 	fi
 	FSDIR=$RLOOP_CASE_DIR/fs
 	mkdir -p "$FSDIR"
@@ -142,7 +141,7 @@ on_exit() {
 # Every case runs this at least twice: it forks only for what there is to
 # undo (a fork and exec costs about 0.1 s in the guest).
 release_case_devices() {
-	local m mounts=() i
+	local m mounts=() _
 	while read -r _ m _; do
 		[[ $m != "$RLOOP_CASE_DIR"* ]] || mounts=("$m" "${mounts[@]}")
 	done </proc/mounts
@@ -150,7 +149,7 @@ release_case_devices() {
 		umount "$m" 2>/dev/null || umount -l "$m" 2>/dev/null || true
 	done
 	# A device over another one holds it: up to three rounds.
-	for i in 1 2 3; do
+	for _ in 1 2 3; do
 		compgen -G '/sys/block/loop*/loop' >/dev/null || break
 		losetup -D 2>/dev/null || true
 	done
@@ -179,8 +178,8 @@ kmemleak_begin() {
 # scan. tests/final/ scans twice after the last case of each VM.
 kmemleak_check() {
 	unload_rloop
-	local i
-	for i in $(seq 1 "${1:-1}"); do
+	local _
+	for _ in $(seq 1 "${1:-1}"); do
 		echo scan >/sys/kernel/debug/kmemleak
 	done
 	local leaks

@@ -110,6 +110,7 @@ run_case() {
 	mkdir -p "$cdir"
 	echo "rloop-test: begin $name" >/dev/kmsg
 	start=$SECONDS
+	# shellcheck disable=SC2016 # the case's bash expands them
 	RLOOP_CASE_NAME=$name RLOOP_CASE_DIR=$cdir timeout -k 10 "$case_timeout" \
 		bash -c 'set -euo pipefail
 			if [ -n "${RLOOP_TEST_TRACE:-}" ]; then

@@ -301,7 +301,7 @@ profile_target() {
 		--bs=4k --iodepth="$qd" --numjobs="$jobs" --group_reporting --time_based \
 		--runtime="$((ramp + runtime + 30))" --size="${size_mib}m" --norandommap --randrepeat=0 \
 		--output-format=json --output="$out/profile-$target-$tag.fio.json" >/dev/null &
-	local pid=$! wpid= worker=
+	local pid=$! wpid='' worker=
 	sleep "$ramp.5"
 	case $target in
 	rloop*) worker=$(pgrep -x "${dev#/dev/}" | head -n 1) ;;

@@ -41,9 +41,9 @@ case_c_helpers_linked_and_answer() {
 }
 
 case_load_unload_cycles() {
-	local i cycles
+	local _ cycles
 	cycles=$(by_tier 5 20)
-	for i in $(seq 1 "$cycles"); do
+	for _ in $(seq 1 "$cycles"); do
 		insmod "$RLOOP_KO"
 		# udev probes the new devices and holds them open meanwhile.
 		settle

@@ -8,6 +8,7 @@ LOOPCTL="python3 $RLOOP_ROOT/tests/loopctl.py"
 
 # Differential transcripts, the same on any kernel: these may run on the
 # release build (tests/run.sh -r).
+# shellcheck disable=SC2034 # read by tests/run.sh
 RLOOP_ANY_KERNEL=all
 UEVENTS="python3 $RLOOP_ROOT/tests/uevents.py"
 
@@ -161,7 +162,7 @@ scenario_sysfs_and_losetup() {
 	losetup -r /dev/loop1 "$TMPFS/f"
 	losetup -b 4096 /dev/loop2 "$TMPFS/f"
 	for d in loop0 loop1 loop2 loop3; do
-		# nr_hw_queues is rloop's own (20-core/hw_queues_per_device).
+		# nr_hw_queues is rloop's own (21-queues/hw_queues_per_device).
 		t "$d loop/" "$(cd /sys/block/$d && grep -r . loop 2>&1 | grep -v '^loop/nr_hw_queues:' |
 			sort | tr '\n' ' ')"
 		for q in logical_block_size physical_block_size minimum_io_size rotational \
@@ -179,6 +180,7 @@ scenario_sysfs_and_losetup() {
 	t "after -c" "$(cat /sys/block/loop0/size)"
 	losetup -d /dev/loop0 /dev/loop1 /dev/loop2
 	settle
+	# shellcheck disable=SC2012 # ls's error message is the result
 	t "after -d" "$(ls /sys/block/loop0/loop 2>&1 | sed 's/.*: //')"
 	t "losetup -f" "$(losetup -f)"
 	t "losetup -D" "$(losetup -D; echo $?)"
@@ -200,17 +202,17 @@ scenario_partitions() {
 	printf 'label: dos\n,4M\n,4M\n' | sfdisk -q "$TMPFS/p" >/dev/null
 	losetup /dev/loop0 "$TMPFS/p"
 	settle
-	t "no partscan" "$(ls /dev/loop0p* 2>/dev/null | tr '\n' ' ')"
+	t "no partscan" "$(compgen -G '/dev/loop0p*' | tr '\n' ' ')"
 	losetup -d /dev/loop0
 	settle
 	losetup -P /dev/loop0 "$TMPFS/p"
 	settle
-	t "partscan" "$(ls /dev/loop0p* 2>/dev/null | tr '\n' ' ')"
+	t "partscan" "$(compgen -G '/dev/loop0p*' | tr '\n' ' ')"
 	t "partscan sysfs" "$(cat /sys/block/loop0/loop/partscan)"
 	t "p1 size" "$(cat /sys/block/loop0/loop0p1/size)"
 	losetup -d /dev/loop0
 	settle
-	t "after detach" "$(ls /dev/loop0p* 2>/dev/null | tr '\n' ' ')"
+	t "after detach" "$(compgen -G '/dev/loop0p*' | tr '\n' ' ')"
 	mkdir -p "$RLOOP_CASE_DIR/mnt"
 	mkfs.ext4 -q -F "$TMPFS/p" 2>/dev/null
 	t "mount -o loop" "$(mount -o loop "$TMPFS/p" "$RLOOP_CASE_DIR/mnt" 2>&1; echo $?)"
@@ -385,7 +387,7 @@ RANDSEQ_OPS=${RLOOP_TEST_RANDSEQ_OPS:-40}
 RANDSEQ_SEED=${RLOOP_TEST_RANDSEQ_SEED:-$(( $(date +%s) % 100000 * 1000 ))}
 
 scenario_random() {
-	local i seed dir rs="python3 $RLOOP_ROOT/tests/randseq.py"
+	local dir rs="python3 $RLOOP_ROOT/tests/randseq.py"
 	mk_tmpfs
 	dir=$TMPFS/rs
 	# The backing files, made once and copied fresh for each sequence.

@@ -10,8 +10,8 @@
 # (fault windows, default 1). make soak scales them up.
 
 LOOPCTL="python3 $RLOOP_ROOT/tests/loopctl.py"
-STORM="python3 $RLOOP_ROOT/tests/storm.py"
-FUZZ="python3 $RLOOP_ROOT/tests/fuzz_ioctl.py"
+STORM=(python3 "$RLOOP_ROOT/tests/storm.py")
+FUZZ=(python3 "$RLOOP_ROOT/tests/fuzz_ioctl.py")
 REL_SEED=${RLOOP_SEED:-1}
 RACE_SECS=${RLOOP_RACE_SECS:-$(by_tier 3 6)}
 FUZZ_ITERATIONS=${RLOOP_FUZZ_ITERATIONS:-$(by_tier 150 300)}
@@ -126,7 +126,7 @@ case_backing_io_errors_then_recovery() {
 				conv=fsync status=none
 			ops=$((ops + 4))
 		done
-		[ -e /sys/block/loop0/loop ] && [ -e /sys/block/loop1/loop ] ||
+		{ [ -e /sys/block/loop0/loop ] && [ -e /sys/block/loop1/loop ]; } ||
 			fail "an I/O error detached a device"
 		dm_swap "$dm" "$linear"
 		echo 3 >/proc/sys/vm/drop_caches
@@ -338,8 +338,8 @@ fio_loop() {
 		else
 			set -- --ioengine=psync --direct=0 --end_fsync=1
 		fi
-		fio --name=v --filename="$dev" "$@" --rw=$([ $(((seed + n) % 3)) -eq 0 ] && echo write || echo randwrite) \
-			--bsrange=4k-32k --size=$size \
+		fio --name=v --filename="$dev" "$@" --rw="$([ $(((seed + n) % 3)) -eq 0 ] && echo write || echo randwrite)" \
+			--bsrange=4k-32k --size="$size" \
 			--offset=$(((n % 4) * size)) --randseed=$((seed + n)) --verify=crc32c \
 			--do_verify=1 --verify_fatal=1 --verify_state_save=0 \
 			--output="$RLOOP_CASE_DIR/$tag.fio$n.txt" || {
@@ -391,7 +391,7 @@ storm_detach() {
 	local img=$1 end=$((SECONDS + RACE_SECS)) n=0 cut=0 clean=0 rc job
 	RANDOM=$REL_SEED
 	while [ "$n" -eq 0 ] || [ "$SECONDS" -lt "$end" ]; do
-		losetup --direct-io=$([ $((RANDOM % 2)) -eq 1 ] && echo on || echo off) /dev/loop1 "$img"
+		losetup --direct-io="$([ $((RANDOM % 2)) -eq 1 ] && echo on || echo off)" /dev/loop1 "$img"
 		job=(--name=d --ioengine=libaio --direct=1 --iodepth=8 --rw=randwrite --bs=4k
 			--size=1M --randseed=$((REL_SEED + n)) --verify=crc32c --verify_state_save=0)
 		fio "${job[@]}" --filename=/dev/loop1 --do_verify=0 --output-format=json \
@@ -401,8 +401,8 @@ storm_detach() {
 		# have opened the device yet), the others once its writes
 		# flow, after a random delay of up to 2 s.
 		if [ $((RANDOM % 3)) -ne 0 ]; then
-			local w
-			for w in $(seq 1 200); do
+			local _
+			for _ in $(seq 1 200); do
 				[ "$(awk '{print $5}' /sys/block/loop1/stat)" -gt 0 ] && break
 				kill -0 "$pid" 2>/dev/null || break
 				sleep 0.1
@@ -500,10 +500,10 @@ case_races_under_fio_verify() {
 	RACE_LOG=()
 	DETACH_BYTES=0
 	race detach storm_detach "$FSDIR/img1"
-	race status $STORM status --dev /dev/loop0 --secs "$RACE_SECS" --seed "$REL_SEED"
-	race dio-bs $STORM dio-bs --dev /dev/loop0 --secs "$RACE_SECS" --seed "$REL_SEED"
-	race open $STORM open --dev /dev/loop0 --secs "$RACE_SECS" --seed "$REL_SEED" --threads 3
-	race ctl $STORM ctl --dev /dev/loop0 --secs "$RACE_SECS" --seed "$REL_SEED"
+	race status "${STORM[@]}" status --dev /dev/loop0 --secs "$RACE_SECS" --seed "$REL_SEED"
+	race dio-bs "${STORM[@]}" dio-bs --dev /dev/loop0 --secs "$RACE_SECS" --seed "$REL_SEED"
+	race open "${STORM[@]}" open --dev /dev/loop0 --secs "$RACE_SECS" --seed "$REL_SEED" --threads 3
+	race ctl "${STORM[@]}" ctl --dev /dev/loop0 --secs "$RACE_SECS" --seed "$REL_SEED"
 	race rmmod-busy storm_rmmod_busy
 	losetup -d /dev/loop0
 	settle
@@ -524,7 +524,7 @@ case_ioctl_fuzz_as_root() {
 	mk_tmpfs
 	mkdir -p "$TMPFS/fuzz"
 	local rc=0
-	timeout 600 $FUZZ --seed "$REL_SEED" --iterations "$FUZZ_ITERATIONS" --dir "$TMPFS/fuzz" \
+	timeout 600 "${FUZZ[@]}" --seed "$REL_SEED" --iterations "$FUZZ_ITERATIONS" --dir "$TMPFS/fuzz" \
 		</dev/null >"$RLOOP_CASE_DIR/fuzz.out" 2>&1 || rc=$?
 	cat "$RLOOP_CASE_DIR/fuzz.out"
 	[ "$rc" -ne 124 ] || fail "the fuzzer hung"
@@ -559,7 +559,7 @@ scenario_fuzz_unprivileged() {
 	# udev opens devices on uevents; its timing must not change results.
 	udevadm control --stop-exec-queue
 	timeout 600 setpriv --reuid=65534 --regid=65534 --clear-groups --inh-caps=-all \
-		--bounding-set=-all $FUZZ --seed "$REL_SEED" --iterations "$FUZZ_ITERATIONS" \
+		--bounding-set=-all "${FUZZ[@]}" --seed "$REL_SEED" --iterations "$FUZZ_ITERATIONS" \
 		--dir "$TMPFS/fuzz" --transcript </dev/null || echo "fuzzer exit $?"
 	udevadm control --start-exec-queue
 	settle

@@ -49,7 +49,7 @@ case_user_flows_on_stock_kernel() {
 	local dev mnt=$RLOOP_CASE_DIR/mnt
 	dev=$(losetup -f --show --direct-io=on "$FSDIR/disk.img")
 	local name=${dev#/dev/}
-	assert_eq 1 "$(cat /sys/block/$name/loop/dio)" "sysfs dio"
+	assert_eq 1 "$(cat "/sys/block/$name/loop/dio")" "sysfs dio"
 	assert_eq 1 "$(losetup -l -n -O DIO "$dev" | tr -d ' ')" "losetup's DIO column"
 	mkfs.ext4 -q -F "$dev"
 	mkdir -p "$mnt"
@@ -71,7 +71,7 @@ case_user_flows_on_stock_kernel() {
 	local mode direct
 	for mode in on off; do
 		dev=$(losetup -f --show --direct-io=$mode "$FSDIR/disk.img")
-		assert_eq $([ $mode = on ] && echo 1 || echo 0) "$(cat /sys/block/${dev#/dev/}/loop/dio)" "dio $mode"
+		assert_eq "$([ "$mode" = on ] && echo 1 || echo 0)" "$(cat "/sys/block/${dev#/dev/}/loop/dio")" "dio $mode"
 		for direct in 1 0; do
 			fio --name=verify --filename="$dev" --ioengine=libaio --direct=$direct --iodepth=16 \
 				--rw=randwrite --bsrange=4k-256k --size="$(by_tier 16M 64M)" --verify=crc32c \

@@ -41,7 +41,7 @@ case_fio_verify_8_devices() {
 	local n pids=()
 	for n in 0 1 2 3 4 5 6 7; do
 		truncate -s 40M "$FSDIR/img$n"
-		losetup --direct-io=$([ $((n % 2)) -eq 0 ] && echo on || echo off) /dev/loop$n "$FSDIR/img$n"
+		losetup --direct-io="$([ $((n % 2)) -eq 0 ] && echo on || echo off)" /dev/loop$n "$FSDIR/img$n"
 	done
 	echo "soak: seed=$REL_SEED secs=$SOAK_SECS devices=8"
 	for n in 0 1 2 3 4 5 6 7; do

@@ -1,0 +1,263 @@
+# shellcheck shell=bash
+# rloop core, hardware queues and submission: one worker per hardware
+# queue (nr_hw_queues, and per device in sysfs), and the NOWAIT fast path.
+
+# The cases that may run on the release build of the test kernel (tests/
+# run.sh -r): data and performance-shaped ones. Changing a device's queues
+# under I/O tests lifetimes and locking, and needs KASAN, lockdep and
+# kmemleak: it runs on the debug kernel only.
+# shellcheck disable=SC2034 # read by tests/run.sh
+RLOOP_ANY_KERNEL="case_multiple_hw_queues case_nowait_fast_path"
+
+# nr_hw_queues: one worker thread per hardware queue, requests from four
+# CPUs spread over them, data verified, and a detach that waits for all.
+case_multiple_hw_queues() {
+	if insmod "$RLOOP_KO" nr_hw_queues=17 2>/dev/null; then
+		rmmod rloop
+		fail "nr_hw_queues=17 accepted"
+	fi
+	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
+	load_rloop max_loop=2 nr_hw_queues=4
+	# blk-mq allows no more queues than CPUs, and rloop no more workers.
+	local n q expected_queues="" expected_workers=loop0
+	n=$(nproc)
+	[ "$n" -le 4 ] || n=4
+	[ "$n" -ge 2 ] || fail "the VM needs 2 CPUs for this case"
+	for ((q = 0; q < n; q++)); do
+		expected_queues+=" $q"
+		[ $q -eq 0 ] || expected_workers+=" loop0.$q"
+	done
+	# shellcheck disable=SC2012 # sysfs names: plain numbers
+	assert_eq "${expected_queues# }" "$(ls /sys/block/loop0/mq | sort -n | tr '\n' ' ' | sed 's/ $//')" "hardware queues"
+	# shellcheck disable=SC2009 # names only, one a line, as the expected list has them
+	assert_eq "$expected_workers" \
+		"$(ps -eo comm | grep -E '^loop0(\.[0-9]+)?$' | sort | tr '\n' ' ' | sed 's/ $//')" "worker threads"
+	mk_fs_on_brd xfs
+	truncate -s 64M "$FSDIR/a" "$FSDIR/b"
+	losetup --direct-io=on /dev/loop0 "$FSDIR/a"
+	losetup --direct-io=off /dev/loop1 "$FSDIR/b"
+	# Context switches of each worker of a device: a worker that served
+	# requests slept and woke for them.
+	worker_switches() {
+		local pid
+		for pid in $(pgrep -x "$1(\.[0-9]+)?"); do
+			printf '%s %s\n' "$(cat "/proc/$pid/comm")" \
+				"$(awk '/^voluntary_ctxt_switches/ { print $2 }' "/proc/$pid/status")"
+		done | sort
+	}
+	local dev name before after busy
+	for dev in /dev/loop0 /dev/loop1; do
+		name=${dev##*/}
+		before=$(worker_switches "$name")
+		# One job per vCPU at a time, so that requests come from both.
+		fio --name=mq --filename="$dev" --ioengine=libaio --direct=1 --iodepth=16 \
+			--numjobs=4 --size="$(by_tier 2M 8M)" --offset_increment=8M --rw=randrw --bs=4k \
+			--cpus_allowed_policy=split --cpus_allowed=0-1 --verify_state_save=0 \
+			--verify=crc32c --verify_fatal=1 --do_verify=1 --group_reporting \
+			--output="$RLOOP_CASE_DIR/fio-$name.txt" || fail "fio verify on $dev"
+		grep -q 'err= 0' "$RLOOP_CASE_DIR/fio-$name.txt" || fail "fio reported errors on $dev"
+		after=$(worker_switches "$name")
+		busy=$(join <(echo "$before") <(echo "$after") | awk '$3 - $2 >= 20 { n++ } END { print n + 0 }')
+		echo "$name: workers' context switches before: ${before//$'\n'/ }, after: ${after//$'\n'/ }"
+		[ "$busy" -ge 2 ] || fail "$name: only $busy worker(s) served requests"
+	done
+	losetup -d /dev/loop0 /dev/loop1
+	unload_rloop
+}
+
+# Hardware queues per device: loopN/loop/nr_hw_queues changes one device's
+# queues and workers while fio writes and verifies data through it, bad
+# values change nothing, the other device keeps its own, and the count
+# stays with the device across a rebind.
+case_hw_queues_per_device() {
+	load_rloop max_loop=2
+	mk_fs_on_brd xfs
+	truncate -s 64M "$FSDIR/a" "$FSDIR/b"
+	losetup --direct-io=on /dev/loop0 "$FSDIR/a"
+	losetup --direct-io=on /dev/loop1 "$FSDIR/b"
+	local attr=/sys/block/loop0/loop/nr_hw_queues n bad q
+	n=$(nproc)
+	[ "$n" -le 16 ] || n=16
+	[ "$n" -ge 2 ] || fail "the VM needs 2 CPUs for this case"
+	# shellcheck disable=SC2012 # sysfs names: plain numbers
+	queues() { ls "/sys/block/$1/mq" | wc -l; }
+	# shellcheck disable=SC2009 # names only, one a line, as the expected list has them
+	workers() { ps -eo comm | grep -E "^$1(\.[0-9]+)?\$" | sort | tr '\n' ' ' | sed 's/ $//'; }
+	assert_eq 1 "$(cat $attr)" "nr_hw_queues by default"
+	assert_eq "-rw-r--r--" "$(stat -c %A $attr)" "mode of nr_hw_queues"
+	for bad in 17 4294967296 -1 abc "" "1 2" 0x; do
+		if (echo "$bad" >"$attr") 2>/dev/null; then
+			fail "nr_hw_queues accepted '$bad'"
+		fi
+	done
+	assert_eq 1 "$(cat $attr)" "nr_hw_queues after bad writes"
+	assert_eq 1 "$(queues loop0)" "queues after bad writes"
+
+	# All of it written, then read back and checked, while the count
+	# changes under the I/O.
+	fio --name=resize --filename=/dev/loop0 --ioengine=libaio --direct=1 --iodepth=16 \
+		--numjobs=2 --size="$(by_tier 4M 16M)" --offset_increment=16M --rw=randwrite --bs=4k \
+		--verify=crc32c --verify_fatal=1 --do_verify=1 --verify_state_save=0 \
+		--group_reporting --output="$RLOOP_CASE_DIR/fio.txt" &
+	local fio_pid=$!
+	for q in 0 1 2 1 0; do
+		sleep 0.5
+		echo "$q" >"$attr" || fail "writing $q to nr_hw_queues"
+	done
+	# Otherwise the changes raced nothing and the case proves nothing.
+	kill -0 $fio_pid 2>/dev/null || fail "fio ended before the last queue change: make its run longer"
+	wait $fio_pid || fail "fio verify across queue changes"
+	grep -q 'err= 0' "$RLOOP_CASE_DIR/fio.txt" || fail "fio reported errors"
+	# 0: one queue per CPU, each with a worker.
+	assert_eq "$n" "$(cat $attr)" "nr_hw_queues after writing 0"
+	assert_eq "$n" "$(queues loop0)" "loop0's queues after writing 0"
+	local expected=loop0
+	for ((q = 1; q < n; q++)); do expected+=" loop0.$q"; done
+	assert_eq "$expected" "$(workers loop0)" "loop0's workers"
+	assert_eq 1 "$(cat /sys/block/loop1/loop/nr_hw_queues)" "loop1's nr_hw_queues"
+	assert_eq 1 "$(queues loop1)" "loop1's queues"
+	assert_eq loop1 "$(workers loop1)" "loop1's workers"
+	# Data written through one queue layout reads back through another.
+	echo 1 >"$attr"
+	dd if=/dev/urandom of="$RLOOP_CASE_DIR/pattern" bs=1M count=4 status=none
+	dd if="$RLOOP_CASE_DIR/pattern" of=/dev/loop0 bs=1M oflag=direct status=none
+	echo 2 >"$attr"
+	cmp <(dd if=/dev/loop0 bs=1M count=4 iflag=direct status=none) "$RLOOP_CASE_DIR/pattern" ||
+		fail "data changed across queue counts"
+	assert_eq 2 "$(queues loop0)" "loop0's queues after writing 2"
+	# The count belongs to the device, not to its binding.
+	losetup -d /dev/loop0
+	[ ! -e "$attr" ] || fail "nr_hw_queues present while unbound"
+	losetup /dev/loop0 "$FSDIR/a"
+	assert_eq 2 "$(cat $attr)" "nr_hw_queues after a rebind"
+	cmp <(dd if=/dev/loop0 bs=1M count=4 status=none) "$RLOOP_CASE_DIR/pattern" ||
+		fail "data after a rebind"
+	losetup -d /dev/loop0 /dev/loop1
+	unload_rloop
+}
+
+# CPU time of device $1's first worker thread so far, in ns.
+worker_cpu_ns() {
+	local pid
+	pid=$(pgrep -x "$1")
+	if [ -r "/proc/$pid/schedstat" ]; then
+		cut -d' ' -f1 "/proc/$pid/schedstat"
+	else
+		awk -v hz="$(getconf CLK_TCK)" '{ printf "%.0f\n", ($14 + $15) * 1e9 / hz }' "/proc/$pid/stat"
+	fi
+}
+
+# nowait=1: data stays intact on every path of the NOWAIT mode. Direct
+# reads, overwrites, writes into holes (which xfs refuses under NOWAIT),
+# a buffered device, and ext4 on rloop on a file of ext4 on rloop, the
+# set-up of loop.c's jbd2 BUG, in which the upper file system's plugged
+# I/O enters the fast path (it found the PF_BLOCK_TS bug). How much of
+# fio's I/O bypasses the worker is printed, not asserted.
+case_nowait_fast_path() {
+	if insmod "$RLOOP_KO" nowait=2 2>/dev/null; then
+		rmmod rloop
+		fail "nowait=2 accepted"
+	fi
+	load_rloop max_loop=4 nowait=1
+	mk_fs_on_brd xfs
+	dd if=/dev/zero of="$FSDIR/full" bs=1M count=64 oflag=direct status=none
+	truncate -s 64M "$FSDIR/sparse"
+	losetup --direct-io=on /dev/loop0 "$FSDIR/full"
+	losetup --direct-io=on /dev/loop1 "$FSDIR/sparse"
+	losetup --direct-io=off /dev/loop2 "$FSDIR/sparse"
+	local before after ios=4096 buffered runs="" most=0 run cpu
+	# The same reads on the direct device, three times (io_uring one SQE
+	# at a time and in batches of 16, libaio in batches of 16), and on the
+	# buffered one, whose worker does every read. The fast path must spare
+	# the direct device's worker in every mode:
+	# - a single I/O is issued inside submit_bio() (current->bio_list set),
+	#   which the fast path sets aside;
+	# - a batch is plugged (io_uring plugs more than 2 SQEs, io_submit more
+	#   than 2 iocbs), and blk-mq calls queue_rq from the plug flush. fio
+	#   reaps iodepth_batch_complete_max completions before it refills the
+	#   queue, which defaults to iodepth_batch_complete_min (1): without the
+	#   maximum, only the first fill would be a batch.
+	read_job() {
+		fio --name=r --filename="$1" --ioengine=io_uring --direct=1 --iodepth=16 \
+			--rw=randread --bs=4k --number_ios=$ios --size=64M "${@:3}" \
+			--output="$RLOOP_CASE_DIR/fio-$2.txt" || fail "fio randread ($2)"
+	}
+	losetup -d /dev/loop2
+	losetup --direct-io=off /dev/loop2 "$FSDIR/full"
+	for run in io_uring io_uring-batched libaio-batched; do
+		before=$(worker_cpu_ns loop0)
+		case $run in
+		io_uring) read_job /dev/loop0 $run ;;
+		io_uring-batched)
+			read_job /dev/loop0 $run --iodepth_batch_submit=16 --iodepth_batch_complete_min=1 \
+				--iodepth_batch_complete_max=16 ;;
+		libaio-batched)
+			read_job /dev/loop0 $run --ioengine=libaio --iodepth_batch_submit=16 \
+				--iodepth_batch_complete_min=1 --iodepth_batch_complete_max=16 ;;
+		esac
+		after=$(worker_cpu_ns loop0)
+		cpu=$((after - before))
+		runs+=" $run=$((cpu / 1000))us"
+		[ "$cpu" -le "$most" ] || most=$cpu
+	done
+	before=$(worker_cpu_ns loop2)
+	read_job /dev/loop2 buffered
+	after=$(worker_cpu_ns loop2)
+	buffered=$((after - before))
+	echo "$ios reads, worker CPU: direct device:$runs; buffered device: $((buffered / 1000))us"
+	[ "$buffered" -ge 1000000 ] || fail "the buffered device's worker did not serve its reads"
+	# CPU time, not speed: a worker that serves the reads spends about what
+	# the buffered device's does; one that is bypassed, next to nothing.
+	[ $((most * 4)) -lt "$buffered" ] || fail "direct reads went through the worker"
+	# Overwrites verify, also on the fast path.
+	fio --name=w --filename=/dev/loop0 --ioengine=io_uring --direct=1 --iodepth=16 \
+		--rw=randwrite --bsrange=4k-128k --size="$(by_tier 8M 32M)" --verify=crc32c --verify_state_save=0 --verify_fatal=1 \
+		--do_verify=1 --output="$RLOOP_CASE_DIR/fio-overwrite.txt" || fail "fio overwrite verify"
+	# Writes into holes need allocation, which xfs refuses under NOWAIT: the
+	# worker takes them over, and the data verifies.
+	before=$(worker_cpu_ns loop1)
+	fio --name=a --filename=/dev/loop1 --ioengine=io_uring --direct=1 --iodepth=16 \
+		--rw=randwrite --bs=64k --size="$(by_tier 8M 32M)" --verify=crc32c --verify_state_save=0 --verify_fatal=1 \
+		--do_verify=1 --output="$RLOOP_CASE_DIR/fio-alloc.txt" || fail "fio allocating verify"
+	after=$(worker_cpu_ns loop1)
+	echo "loop1, writes into holes: the worker ran $(((after - before) / 1000)) us"
+	# A buffered device is served by its worker only.
+	before=$(worker_cpu_ns loop2)
+	fio --name=b --filename=/dev/loop2 --ioengine=io_uring --direct=1 --iodepth=16 \
+		--iodepth_batch_submit=16 --iodepth_batch_complete_min=1 \
+		--rw=randread --bs=4k --number_ios=1024 --size=64M \
+		--output="$RLOOP_CASE_DIR/fio-buffered.txt" || fail "fio buffered"
+	after=$(worker_cpu_ns loop2)
+	echo "loop2 (buffered), 1024 batched reads: the worker ran $(((after - before) / 1000)) us"
+	[ $((after - before)) -ge 1000000 ] || fail "buffered device bypassed its worker"
+	losetup -d /dev/loop0 /dev/loop1 /dev/loop2
+	# ext4 on loop3 on a file of an ext4 on loop0 on xfs.
+	truncate -s 256M "$FSDIR/lower.img"
+	mkfs.ext4 -q -F "$FSDIR/lower.img"
+	losetup --direct-io=on /dev/loop0 "$FSDIR/lower.img"
+	local lower=$RLOOP_CASE_DIR/lower upper=$RLOOP_CASE_DIR/upper sum
+	mkdir -p "$lower" "$upper"
+	mount /dev/loop0 "$lower"
+	truncate -s 128M "$lower/upper.img"
+	mkfs.ext4 -q -F "$lower/upper.img"
+	losetup --direct-io=on /dev/loop3 "$lower/upper.img"
+	assert_eq 1 "$(cat /sys/block/loop3/loop/dio)" "loop3 dio"
+	mount /dev/loop3 "$upper"
+	cp -r "$RLOOP_ROOT/rust" "$upper/"
+	head -c 16M /dev/urandom >"$upper/data"
+	sum=$(sha256sum <"$upper/data")
+	fio --name=j --directory="$upper" --ioengine=io_uring --direct=1 --iodepth=8 \
+		--rw=randrw --bs=4k --size="$(by_tier 4M 16M)" --fsync=8 --verify=crc32c --verify_state_save=0 --verify_fatal=1 \
+		--do_verify=1 --output="$RLOOP_CASE_DIR/fio-nested.txt" || fail "fio on nested ext4"
+	umount "$upper"
+	fsck.ext4 -n -f /dev/loop3 >/dev/null 2>&1 || fail "upper ext4 not clean"
+	mount -o ro /dev/loop3 "$upper"
+	diff -r "$RLOOP_ROOT/rust" "$upper/rust" >/dev/null || fail "copied tree differs"
+	assert_eq "$sum" "$(sha256sum <"$upper/data")" "upper file content"
+	umount "$upper"
+	losetup -d /dev/loop3
+	umount "$lower"
+	fsck.ext4 -n -f /dev/loop0 >/dev/null 2>&1 || fail "lower ext4 not clean"
+	losetup -d /dev/loop0
+	unload_rloop
+}

@@ -1,0 +1,97 @@
+# shellcheck shell=bash
+# rloop core, lifetimes: lazy detach at the last close, detach under fio,
+# the module pinned while a device is bound, and no leak after unload.
+#
+# They test lifetimes and locking, and need KASAN, lockdep and kmemleak:
+# they run on the debug kernel only (no RLOOP_ANY_KERNEL here).
+
+LOOPCTL="python3 $RLOOP_ROOT/tests/loopctl.py"
+
+case_lazy_detach_on_last_close() {
+	load_rloop
+	mk_tmpfs
+	truncate -s 4M "$TMPFS/f"
+	losetup /dev/loop0 "$TMPFS/f"
+	exec 7</dev/loop0
+	losetup -d /dev/loop0
+	[ -e /sys/block/loop0/loop ] || fail "detached while still open"
+	assert_eq 1 "$(cat /sys/block/loop0/loop/autoclear)" "CLR_FD sets autoclear"
+	dd if=/dev/loop0 of=/dev/null bs=4k count=16 status=none || fail "I/O during pending detach"
+	exec 7<&-
+	settle
+	[ ! -e /sys/block/loop0/loop ] || fail "not detached at last close"
+	assert_eq ENXIO "$($LOOPCTL get-status /dev/loop0)" "unbound after last close"
+	unload_rloop
+}
+
+case_module_pinned_while_bound() {
+	load_rloop
+	mk_tmpfs
+	truncate -s 4M "$TMPFS/f"
+	losetup /dev/loop0 "$TMPFS/f"
+	settle
+	local out
+	if out=$(rmmod rloop 2>&1); then
+		fail "rmmod succeeded with a bound device"
+	fi
+	assert_match 'in use' "$out" "rmmod refusal"
+	losetup -d /dev/loop0
+	settle
+	rmmod rloop
+}
+
+case_no_leak_after_unload() {
+	[ -w /sys/kernel/debug/kmemleak ] || mount -t debugfs none /sys/kernel/debug 2>/dev/null || true
+	[ -w /sys/kernel/debug/kmemleak ] || fail "kmemleak is not available"
+	# Forget what earlier boots and cases left, then exercise every path.
+	echo scan >/sys/kernel/debug/kmemleak
+	echo clear >/sys/kernel/debug/kmemleak
+	load_rloop
+	mk_tmpfs
+	truncate -s 16M "$TMPFS/f"
+	local _
+	for _ in 1 2 3; do
+		losetup /dev/loop0 "$TMPFS/f"
+		dd if=/dev/urandom of=/dev/loop0 bs=64k count=32 oflag=direct status=none
+		dd if=/dev/loop0 of=/dev/null bs=1M iflag=direct status=none
+		blkdiscard -o 0 -l 1M /dev/loop0
+		sync
+		losetup -d /dev/loop0
+	done
+	$LOOPCTL ctl-add 20 >/dev/null
+	$LOOPCTL ctl-remove 20 >/dev/null
+	unload_rloop
+	# kmemleak only reports objects unreferenced for a while.
+	sleep 6
+	kmemleak_check 2
+}
+
+case_detach_during_fio_keeps_completed_writes() {
+	load_rloop
+	mk_fs_on_brd ext4
+	truncate -s 64M "$FSDIR/img"
+	losetup --direct-io=on /dev/loop0 "$FSDIR/img"
+	local job=(--name=w --ioengine=libaio --direct=1 --iodepth=16 --rw=randwrite
+		--bs=16k --size="$(by_tier 8M 24M)" --randseed=1234 --verify=crc32c)
+	fio "${job[@]}" --filename=/dev/loop0 --do_verify=0 --output="$RLOOP_CASE_DIR/fio-w.txt" &
+	local pid=$! _
+	# Detach once fio's writes are flowing (field 5 of stat: writes done).
+	for _ in $(seq 1 120); do
+		[ "$(awk '{print $5}' /sys/block/loop0/stat)" -gt 100 ] && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.5
+	done
+	[ "$(awk '{print $5}' /sys/block/loop0/stat)" -gt 100 ] || fail "fio did not start writing"
+	losetup -d /dev/loop0
+	[ -e /sys/block/loop0/loop ] || fail "detached under an opener"
+	wait "$pid" || fail "fio failed during the pending detach"
+	settle
+	[ ! -e /sys/block/loop0/loop ] || fail "not detached after fio closed the device"
+	# Every write fio completed is in the backing file.
+	fio "${job[@]}" --filename="$FSDIR/img" --verify_only --verify_fatal=1 \
+		--output="$RLOOP_CASE_DIR/fio-v.txt" || fail "backing file misses completed writes"
+	# Detach while idle.
+	losetup /dev/loop0 "$FSDIR/img"
+	losetup -d /dev/loop0
+	[ ! -e /sys/block/loop0/loop ] || fail "idle detach"
+}
