@@ -19,7 +19,8 @@ pub(crate) mod sysfs;
 pub(crate) mod tag_set;
 
 pub(crate) use gen_disk::{
-    features, BlockDevice, Disk, DiskOperations, DiskParams, GenDisk, Limits, OpenMode,
+    features, BlockDevice, Disk, DiskOperations, DiskParams, GenDisk, InIoctl, Limits,
+    OpenLockedDisk, OpenMode,
 };
 pub(crate) use major::{BlockMajor, Probe};
 pub(crate) use request::{impl_request_field, Op, Request, RequestField, Status};

@@ -10,7 +10,10 @@
 //! `struct kiocb` embedded in the object it serves (a request), submitted
 //! to the file's `->read_iter`/`->write_iter`, directly or buffered.
 
-use crate::blk::bvec::{BvecIter, Direction};
+use crate::blk::{
+    bvec::{BvecIter, Direction},
+    InIoctl,
+};
 use crate::helpers_ffi as ffi;
 use core::{cell::UnsafeCell, ptr::NonNull};
 use kernel::{
@@ -54,12 +57,12 @@ pub(crate) struct BackingFile {
 }
 
 impl BackingFile {
-    /// Takes a reference to the file open at `fd` in the calling process.
-    /// Only valid in a system call (an ioctl), as `fget()` requires.
-    pub(crate) fn from_fd(fd: u32) -> Result<Self> {
+    /// Takes a reference to the file open at `fd` in the calling process,
+    /// from the ioctl that `_ioctl` proves the caller runs.
+    pub(crate) fn from_fd(_ioctl: InIoctl<'_>, fd: u32) -> Result<Self> {
         let local = LocalFile::fget(fd).map_err(|_| EBADF)?;
-        // SAFETY: We are in an ioctl, which never runs under `fdget_pos()`,
-        // and the file reference does not escape to user space.
+        // SAFETY: By the invariant of `InIoctl`, the current task runs an
+        // ioctl, which has no `fdget_pos()` section active.
         let file = unsafe { LocalFile::assume_no_fdget_pos(local) };
         Ok(Self { file })
     }

@@ -29,8 +29,8 @@ use crate::{
     blk::{
         bvec::{BvecTable, Direction},
         impl_request_field, with_plug, AttributeSpec, BlockDevice, Disk, DiskAttributes,
-        DiskOperations, Op, OpenMode, Operations, Request, RequestList, RequestListNode, Status,
-        SysfsOutput,
+        DiskOperations, Op, OpenLockedDisk, OpenMode, Operations, Request, RequestList,
+        RequestListNode, Status, SysfsOutput,
     },
     device::{IoTarget, LoopDevice, ATTRS},
     file_io::{falloc, BackingFile, FileIo, IoMode},
@@ -316,7 +316,7 @@ impl DiskOperations for LoopOps {
         disk.data().open()
     }
 
-    fn release(disk: &Disk<Self>) {
+    fn release(disk: &OpenLockedDisk<'_, Self>) {
         disk.data().release(disk)
     }
 

@@ -6,7 +6,7 @@
 //! [`include/linux/blk-mq.h`](srctree/include/linux/blk-mq.h)
 
 use super::tag_set::{Operations, TagSet};
-use crate::{helpers_ffi as ffi, memalloc::NoIoScope};
+use crate::{helpers_ffi as ffi, memalloc::NoIoScope, module_ref::ModuleHeld};
 use core::{fmt, marker::PhantomData, ptr::NonNull};
 use kernel::{
     bindings,
@@ -14,7 +14,7 @@ use kernel::{
     ffi::{c_int, c_uint, c_ulong, c_void},
     prelude::*,
     str::NullTerminatedFormatter,
-    sync::Arc,
+    sync::{Arc, Mutex},
     types::{ForeignOwnable, Opaque},
 };
 
@@ -43,8 +43,8 @@ pub(crate) trait DiskOperations: Operations {
     fn open(disk: &Disk<Self>, mode: OpenMode) -> Result;
 
     /// The last opener of the disk closed it. Runs under the disk's
-    /// `open_mutex`.
-    fn release(disk: &Disk<Self>);
+    /// `open_mutex`, which `disk` proves.
+    fn release(disk: &OpenLockedDisk<'_, Self>);
 
     /// A device-specific ioctl.
     fn ioctl(bdev: &BlockDevice<Self>, mode: OpenMode, cmd: u32, arg: usize) -> Result<i32>;
@@ -246,21 +246,17 @@ impl<T: DiskOperations> Disk<T> {
     /// Rescans partitions; the caller must not hold the disk's
     /// `open_mutex`.
     pub(crate) fn rescan_partitions(&self) -> Result {
-        // SAFETY: The disk is live; `bdev_disk_changed` needs `open_mutex`.
-        unsafe {
-            let m = &raw mut (*self.as_raw()).open_mutex;
-            bindings::mutex_lock(m);
-            let ret = bindings::bdev_disk_changed(self.as_raw(), false);
-            bindings::mutex_unlock(m);
-            to_result(ret)
-        }
-    }
-
-    /// Rescans partitions from [`DiskOperations::release`], where the
-    /// disk's `open_mutex` is held.
-    pub(crate) fn rescan_partitions_in_release(&self) -> Result {
-        // SAFETY: The disk is live and `release` holds `open_mutex`.
-        to_result(unsafe { bindings::bdev_disk_changed(self.as_raw(), false) })
+        // SAFETY: By the type invariant the disk is live, and `open_mutex`
+        // is initialised with it and lives as long.
+        let open_mutex = unsafe { Mutex::from_raw(&raw mut (*self.as_raw()).open_mutex) };
+        let _guard = open_mutex.lock();
+        // INVARIANT: `open_mutex` is held until `_guard` drops, after the
+        // last use of `locked`.
+        let locked = OpenLockedDisk {
+            disk: self,
+            _not_send: PhantomData,
+        };
+        locked.rescan_partitions()
     }
 
     /// The logical block size of the queue.
@@ -357,6 +353,46 @@ impl<T: DiskOperations> Drop for QueueFreeze<'_, T> {
     }
 }
 
+/// A disk of `T` whose `open_mutex` the current task holds, as in
+/// [`DiskOperations::release`]. Derefs to the [`Disk`].
+///
+/// # Invariants
+///
+/// The current task holds `disk`'s `open_mutex` for `'a`; the type is not
+/// `Send`, so it stays on that task.
+pub(crate) struct OpenLockedDisk<'a, T: DiskOperations> {
+    disk: &'a Disk<T>,
+    _not_send: PhantomData<*mut ()>,
+}
+
+impl<T: DiskOperations> OpenLockedDisk<'_, T> {
+    /// Rescans partitions (`bdev_disk_changed()`) under the held
+    /// `open_mutex`; shadows [`Disk::rescan_partitions`], which takes it.
+    pub(crate) fn rescan_partitions(&self) -> Result {
+        // SAFETY: The disk is live (`Disk` invariant) and its `open_mutex`
+        // is held (type invariant), as `bdev_disk_changed` requires.
+        to_result(unsafe { bindings::bdev_disk_changed(self.disk.as_raw(), false) })
+    }
+}
+
+impl<T: DiskOperations> core::ops::Deref for OpenLockedDisk<'_, T> {
+    type Target = Disk<T>;
+
+    fn deref(&self) -> &Disk<T> {
+        self.disk
+    }
+}
+
+/// Proof that the current task runs a block device ioctl: a system call,
+/// in which no `fdget_pos()` section is active on the task.
+///
+/// # Invariants
+///
+/// Exists only during a `block_device_operations` ioctl, on its task (the
+/// type is not `Send`).
+#[derive(Clone, Copy)]
+pub(crate) struct InIoctl<'a>(PhantomData<(&'a (), *mut ())>);
+
 /// A block device of a disk of `T`, as an ioctl sees it.
 ///
 /// # Invariants
@@ -375,6 +411,21 @@ impl<T: DiskOperations> BlockDevice<T> {
     pub(crate) fn disk(&self) -> &Disk<T> {
         // SAFETY: By the type invariant, `bd_disk` is a live disk of `T`.
         unsafe { Disk::from_raw((*self.as_raw()).bd_disk) }
+    }
+
+    /// Proof that the caller runs the ioctl that lent this device.
+    pub(crate) fn in_ioctl(&self) -> InIoctl<'_> {
+        // INVARIANT: A `BlockDevice` is only lent to an ioctl, and is not
+        // `Send` or `Sync`, so the ioctl runs on this task while it lives.
+        InIoctl(PhantomData)
+    }
+
+    /// Proof that this module is held while the device is borrowed.
+    pub(crate) fn module_held(&self) -> ModuleHeld<'_> {
+        // SAFETY: An open block device holds its disk's `fops->owner`, this
+        // module (`DiskVTable::TABLE`), until it is closed, which cannot
+        // happen during the ioctl that lent `self`.
+        unsafe { ModuleHeld::assume() }
     }
 
     /// The device number.
@@ -609,7 +660,12 @@ impl<T: DiskOperations> DiskVTable<T> {
     /// `open_mutex`.
     unsafe extern "C" fn release(disk: *mut bindings::gendisk) {
         // SAFETY: The disk is live during the call.
-        T::release(unsafe { Disk::<T>::from_raw(disk) });
+        let disk = unsafe { Disk::<T>::from_raw(disk) };
+        // INVARIANT: The block layer holds `open_mutex` during `release`.
+        T::release(&OpenLockedDisk {
+            disk,
+            _not_send: PhantomData,
+        });
     }
 
     /// # Safety
