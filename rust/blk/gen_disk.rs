@@ -14,7 +14,7 @@ use kernel::{
     ffi::{c_int, c_uint, c_ulong, c_void},
     prelude::*,
     str::NullTerminatedFormatter,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, MutexGuard},
     types::{ForeignOwnable, Opaque},
 };
 
@@ -272,36 +272,44 @@ impl<T: DiskOperations> Disk<T> {
         unsafe { (*self.queue()).limits.max_discard_sectors }
     }
 
+    /// The queue's `limits_lock`.
+    fn limits_lock(&self) -> &Mutex<()> {
+        // SAFETY: The queue of a live disk is valid, and its `limits_lock`
+        // is initialised with it and lives as long.
+        unsafe { Mutex::from_raw(&raw mut (*self.queue()).limits_lock) }
+    }
+
+    /// Starts a limits update under `guard`, a guard of `limits_lock`.
+    fn limits_update<'a>(&'a self, guard: MutexGuard<'a, ()>) -> LimitsUpdate<'a> {
+        // SAFETY: The queue is valid; `limits_lock`, held, guards `limits`.
+        let lim = Limits(unsafe { (*self.queue()).limits });
+        // INVARIANT: `guard` holds the queue's `limits_lock`.
+        LimitsUpdate {
+            queue: self.queue(),
+            lim,
+            guard,
+        }
+    }
+
     /// Updates the queue limits (`queue_limits_start_update()` and
     /// `queue_limits_commit_update()`). Freeze the queue around it when I/O
     /// may be in flight.
     pub(crate) fn update_limits(&self, f: impl FnOnce(&mut Limits)) -> Result {
-        let q = self.queue();
-        // SAFETY: The queue is valid; `limits_lock` guards `limits`, and
-        // `queue_limits_commit_update` releases it.
-        unsafe {
-            bindings::mutex_lock(&raw mut (*q).limits_lock);
-            let mut lim = Limits((*q).limits);
-            f(&mut lim);
-            to_result(bindings::queue_limits_commit_update(q, &mut lim.0))
-        }
+        let mut update = self.limits_update(self.limits_lock().lock());
+        f(&mut update.lim);
+        update.commit()
     }
 
     /// Updates the queue limits if `limits_lock` is free, without waiting:
     /// for the I/O path, which must not wait for a limits update that itself
     /// waits for the I/O to drain. Returns whether it updated them.
     pub(crate) fn try_update_limits(&self, f: impl FnOnce(&mut Limits)) -> bool {
-        let q = self.queue();
-        // SAFETY: The queue is valid; `limits_lock` guards `limits`, and
-        // `queue_limits_commit_update` releases it.
-        unsafe {
-            if bindings::mutex_trylock(&raw mut (*q).limits_lock) == 0 {
-                return false;
-            }
-            let mut lim = Limits((*q).limits);
-            f(&mut lim);
-            bindings::queue_limits_commit_update(q, &mut lim.0) == 0
-        }
+        let Some(guard) = self.limits_lock().try_lock() else {
+            return false;
+        };
+        let mut update = self.limits_update(guard);
+        f(&mut update.lim);
+        update.commit().is_ok()
     }
 
     /// Updates the queue limits with the queue frozen, in the block layer's
@@ -312,17 +320,10 @@ impl<T: DiskOperations> Disk<T> {
         f: impl FnOnce(&mut Limits),
         frozen: impl FnOnce(),
     ) -> Result {
-        let q = self.queue();
-        // SAFETY: The queue is valid; `limits_lock` guards `limits`, and
-        // `queue_limits_commit_update` releases it.
-        let mut lim = unsafe {
-            bindings::mutex_lock(&raw mut (*q).limits_lock);
-            Limits((*q).limits)
-        };
-        f(&mut lim);
+        let mut update = self.limits_update(self.limits_lock().lock());
+        f(&mut update.lim);
         let _freeze = self.freeze();
-        // SAFETY: `limits_lock` is held since the copy above.
-        to_result(unsafe { bindings::queue_limits_commit_update(q, &mut lim.0) })?;
+        update.commit()?;
         frozen();
         Ok(())
     }
@@ -337,6 +338,37 @@ impl<T: DiskOperations> Disk<T> {
             disk: self,
             _noio: noio,
         }
+    }
+}
+
+/// A queue limits update under way (`queue_limits_start_update()`): the
+/// queue's `limits_lock` and a copy of its limits to change. Dropped
+/// without [`LimitsUpdate::commit`], it is cancelled and the lock released.
+///
+/// # Invariants
+///
+/// `guard` holds the `limits_lock` of `queue`, a valid queue.
+struct LimitsUpdate<'a> {
+    queue: *mut bindings::request_queue,
+    lim: Limits,
+    guard: MutexGuard<'a, ()>,
+}
+
+impl LimitsUpdate<'_> {
+    /// Applies the new limits (`queue_limits_commit_update()`), which
+    /// releases `limits_lock` whatever the outcome.
+    fn commit(self) -> Result {
+        let Self {
+            queue,
+            mut lim,
+            guard,
+        } = self;
+        // SAFETY: By the type invariant, `queue` is valid and `guard` holds
+        // its `limits_lock`, which the call releases.
+        let ret = unsafe { bindings::queue_limits_commit_update(queue, &mut lim.0) };
+        // Released above: the guard must not unlock it again.
+        core::mem::forget(guard);
+        to_result(ret)
     }
 }
 
