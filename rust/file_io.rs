@@ -11,8 +11,8 @@
 //! to the file's `->read_iter`/`->write_iter`, directly or buffered.
 
 use crate::blk::{
-    bvec::{BvecIter, Direction},
-    InIoctl,
+    bvec::{BvecIter, BvecTable, IterDir},
+    InIoctl, Operations, Request, RequestField,
 };
 use crate::helpers_ffi as ffi;
 use core::{cell::UnsafeCell, ptr::NonNull};
@@ -313,6 +313,25 @@ impl BackingFile {
     }
 }
 
+/// Direction of the data transfer, as seen from the file.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Direction {
+    /// The file is read into the owner's memory.
+    FromFile,
+    /// The owner's memory is written to the file.
+    ToFile,
+}
+
+impl Direction {
+    /// The direction of an iterator over the owner's memory.
+    fn iter_dir(self) -> IterDir {
+        match self {
+            Direction::FromFile => IterDir::Dest,
+            Direction::ToFile => IterDir::Source,
+        }
+    }
+}
+
 /// An object with an embedded [`FileIo`], completed when its I/O ends.
 ///
 /// # Safety
@@ -533,5 +552,34 @@ impl FileIo {
         // SAFETY: `io` came from `O::into_file_io` in `submit`.
         let owner = unsafe { O::from_file_io(io) };
         owner.io_done(result);
+    }
+}
+
+// SAFETY: `into_file_io` and `from_file_io` convert between a request token
+// and the `FileIo` embedded in its data, one to one, and the request's pages
+// and vector table, which `bvec_iter` describes, stay valid while the token
+// is given up.
+unsafe impl<T> IoOwner for Request<T>
+where
+    T: Operations + RequestField<FileIo> + RequestField<BvecTable>,
+{
+    fn bvec_iter(&self, dir: Direction) -> Result<BvecIter> {
+        Request::bvec_iter(self, dir.iter_dir())
+    }
+
+    fn into_file_io(self) -> NonNull<FileIo> {
+        let io = self.field::<FileIo>();
+        let _ = self.into_raw();
+        io
+    }
+
+    unsafe fn from_file_io(io: NonNull<FileIo>) -> Self {
+        // SAFETY: `io` came from `into_file_io`, whose token it stands for.
+        unsafe { Self::from_field(io) }
+    }
+
+    fn io_done(self, _result: isize) {
+        // The result stays in the `FileIo` for `Operations::complete`.
+        self.complete();
     }
 }

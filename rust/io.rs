@@ -27,13 +27,12 @@
 
 use crate::{
     blk::{
-        bvec::{BvecTable, Direction},
-        impl_request_field, with_plug, AttributeSpec, BlockDevice, Disk, DiskAttributes,
-        DiskOperations, Op, OpenLockedDisk, OpenMode, Operations, Request, RequestList,
-        RequestListNode, Status, SysfsOutput,
+        bvec::BvecTable, impl_request_field, with_plug, AttributeSpec, BlockDevice, Disk,
+        DiskAttributes, DiskOperations, Op, OpenLockedDisk, OpenMode, Operations, Request,
+        RequestList, RequestListNode, Status, SysfsOutput,
     },
     device::{IoTarget, LoopDevice, ATTRS},
-    file_io::{falloc, BackingFile, FileIo, IoMode},
+    file_io::{falloc, BackingFile, Direction, FileIo, IoMode},
     kthread::{Drain, DrainWorker},
     memalloc::LoopWorkerScope,
     status,

@@ -43,13 +43,13 @@ impl BvecTable {
     }
 }
 
-/// Direction of the data transfer, as seen from the file.
+/// Which way an iterator moves data through the request's pages.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Direction {
-    /// The file is read into the request's pages (`ITER_DEST`).
-    FromFile,
-    /// The request's pages are written to the file (`ITER_SOURCE`).
-    ToFile,
+pub(crate) enum IterDir {
+    /// The pages are written, as for a read request (`ITER_DEST`).
+    Dest,
+    /// The pages are read, as for a write request (`ITER_SOURCE`).
+    Source,
 }
 
 /// An `ITER_BVEC` iterator over the pages of one request.
@@ -131,13 +131,13 @@ impl<T: Operations + RequestField<BvecTable>> Request<T> {
     /// `dir`. A single-bio request uses the bio's own vector; a request of
     /// several bios gathers its vectors into the request's [`BvecTable`].
     ///
-    /// Only the request's [`IoOwner`](crate::file_io::IoOwner) calls this:
-    /// the iterator must not outlive the request's ownership.
-    pub(super) fn bvec_iter(&self, dir: Direction) -> Result<BvecIter> {
+    /// The iterator describes the request's memory only while the request
+    /// is owned by the driver (see [`BvecIter`]).
+    pub(crate) fn bvec_iter(&self, dir: IterDir) -> Result<BvecIter> {
         let rq = self.as_raw();
         let dir = match dir {
-            Direction::FromFile => bindings::ITER_DEST,
-            Direction::ToFile => bindings::ITER_SOURCE,
+            IterDir::Dest => bindings::ITER_DEST,
+            IterDir::Source => bindings::ITER_SOURCE,
         };
         let bytes = self.bytes() as usize;
         let mut nr = 0usize;

@@ -4,14 +4,8 @@
 //!
 //! C header: [`include/linux/blk-mq.h`](srctree/include/linux/blk-mq.h)
 
-use super::{
-    bvec::{BvecIter, BvecTable, Direction},
-    tag_set::Operations,
-};
-use crate::{
-    file_io::{FileIo, IoOwner},
-    helpers_ffi as ffi,
-};
+use super::tag_set::Operations;
+use crate::helpers_ffi as ffi;
 use core::{marker::PhantomData, mem::ManuallyDrop, ptr::NonNull};
 use kernel::{bindings, prelude::*, types::ForeignOwnable};
 
@@ -338,32 +332,3 @@ macro_rules! impl_request_field {
     };
 }
 pub(crate) use impl_request_field;
-
-// SAFETY: `into_file_io` and `from_file_io` convert between a request token
-// and the `FileIo` embedded in its data, one to one, and the request's pages
-// and vector table, which `bvec_iter` describes, stay valid while the token
-// is given up.
-unsafe impl<T> IoOwner for Request<T>
-where
-    T: Operations + RequestField<FileIo> + RequestField<BvecTable>,
-{
-    fn bvec_iter(&self, dir: Direction) -> Result<BvecIter> {
-        Request::bvec_iter(self, dir)
-    }
-
-    fn into_file_io(self) -> NonNull<FileIo> {
-        let io = self.field::<FileIo>();
-        let _ = self.into_raw();
-        io
-    }
-
-    unsafe fn from_file_io(io: NonNull<FileIo>) -> Self {
-        // SAFETY: `io` came from `into_file_io`, whose token it stands for.
-        unsafe { Self::from_field(io) }
-    }
-
-    fn io_done(self, _result: isize) {
-        // The result stays in the `FileIo` for `Operations::complete`.
-        self.complete();
-    }
-}
