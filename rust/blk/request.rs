@@ -4,7 +4,12 @@
 //!
 //! C header: [`include/linux/blk-mq.h`](srctree/include/linux/blk-mq.h)
 
-use super::tag_set::Operations;
+use super::{
+    bvec::{BvecIter, BvecTable, IterDir},
+    disk::Disk,
+    gen_disk::DiskOperations,
+    tag_set::Operations,
+};
 use crate::helpers_ffi as ffi;
 use core::{marker::PhantomData, mem::ManuallyDrop, ptr::NonNull};
 use kernel::{bindings, prelude::*, types::ForeignOwnable};
@@ -263,6 +268,27 @@ impl<T: Operations> Request<T> {
         let pdu = core::ptr::from_ref(self.data()).cast::<u8>();
         // SAFETY: By `RequestField`, `OFFSET` is within the PDU.
         unsafe { NonNull::new_unchecked(pdu.add(T::OFFSET).cast_mut().cast()) }
+    }
+}
+
+impl<T: DiskOperations> Request<T> {
+    /// The disk the request was queued to.
+    pub(crate) fn disk(&self) -> &Disk<T> {
+        // SAFETY: An owned request's queue belongs to a live disk of `T`,
+        // which outlives the request.
+        unsafe { Disk::from_raw((*(*self.as_raw()).q).disk) }
+    }
+}
+
+impl<T: Operations + RequestField<BvecTable>> Request<T> {
+    /// Builds an iterator over the request's pages for a transfer in
+    /// `dir`, using the request's [`BvecTable`] for a request of several
+    /// bios. It describes the request's memory only while the request is
+    /// owned by the driver (see [`BvecIter`]).
+    pub(crate) fn bvec_iter(&self, dir: IterDir) -> Result<BvecIter> {
+        // SAFETY: By the type invariant the request is started and owned by
+        // us; the table is the one in its data.
+        unsafe { BvecIter::new(self.as_raw(), &*self.field::<BvecTable>().as_ptr(), dir) }
     }
 }
 
