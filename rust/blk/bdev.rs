@@ -39,8 +39,11 @@ pub(crate) struct InIoctl<'a>(PhantomData<(&'a (), *mut ())>);
 ///
 /// # Invariants
 ///
-/// Wraps a block device open for the duration of the borrow, whose disk is
-/// a live disk of `T`.
+/// While a `&BlockDevice<T>` exists:
+///
+/// - the wrapped `struct block_device` is open: the block layer lent it to
+///   an ioctl of `T` (only `DiskVTable` makes one), which cannot close it;
+/// - its `bd_disk` meets the invariants of [`Disk<T>`].
 #[repr(transparent)]
 pub(crate) struct BlockDevice<T: DiskOperations>(Opaque<bindings::block_device>, PhantomData<T>);
 
@@ -51,7 +54,7 @@ impl<T: DiskOperations> BlockDevice<T> {
 
     /// The disk.
     pub(crate) fn disk(&self) -> &Disk<T> {
-        // SAFETY: By the type invariant, `bd_disk` is a live disk of `T`.
+        // SAFETY: By the second invariant, `bd_disk` meets those of `Disk`.
         unsafe { Disk::from_raw((*self.as_raw()).bd_disk) }
     }
 
@@ -72,19 +75,19 @@ impl<T: DiskOperations> BlockDevice<T> {
 
     /// The device number.
     pub(crate) fn dev(&self) -> u32 {
-        // SAFETY: The block device is open.
+        // SAFETY: The device is valid (invariant: open).
         unsafe { (*self.as_raw()).bd_dev }
     }
 
     /// Writes back the device's dirty page cache (`sync_blockdev()`).
     pub(crate) fn sync(&self) {
-        // SAFETY: The block device is open.
+        // SAFETY: `sync_blockdev` needs an open device (invariant: open).
         unsafe { bindings::sync_blockdev(self.as_raw()) };
     }
 
     /// Drops the device's clean page cache (`invalidate_bdev()`).
     pub(crate) fn invalidate(&self) {
-        // SAFETY: The block device is open.
+        // SAFETY: `invalidate_bdev` needs an open device (invariant: open).
         unsafe { bindings::invalidate_bdev(self.as_raw()) };
     }
 
@@ -95,8 +98,8 @@ impl<T: DiskOperations> BlockDevice<T> {
         if mode.exclusive() {
             return Ok(BdevClaim { bdev: None });
         }
-        // SAFETY: The block device is open; the holder is a unique address
-        // of this module.
+        // SAFETY: The device is open (invariant); the holder is an address
+        // unique to this module; the guard abandons the claim.
         to_result(unsafe {
             bindings::bd_prepare_to_claim(self.as_raw(), claim_holder(), core::ptr::null())
         })?;
@@ -110,6 +113,11 @@ fn claim_holder() -> *mut c_void {
 }
 
 /// A pending exclusive claim of a block device.
+///
+/// # Invariants
+///
+/// If `bdev` is set, this guard prepared a claim of it with
+/// `claim_holder()` that is still pending.
 pub(crate) struct BdevClaim<'a, T: DiskOperations> {
     bdev: Option<&'a BlockDevice<T>>,
 }
@@ -117,7 +125,8 @@ pub(crate) struct BdevClaim<'a, T: DiskOperations> {
 impl<T: DiskOperations> Drop for BdevClaim<'_, T> {
     fn drop(&mut self) {
         if let Some(bdev) = self.bdev {
-            // SAFETY: `claim` prepared this claim with this holder.
+            // SAFETY: By the type invariant, the claim is pending with this
+            // holder; the device is open while it is borrowed.
             unsafe { bindings::bd_abort_claiming(bdev.as_raw(), claim_holder()) };
         }
     }

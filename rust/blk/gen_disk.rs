@@ -161,7 +161,8 @@ impl<T: DiskOperations> GenDisk<T> {
 
     /// The disk.
     pub(crate) fn disk(&self) -> &Disk<T> {
-        // SAFETY: The disk stays live while `self` exists.
+        // SAFETY: By the type invariant, the disk was set up for `T` and
+        // added; it is freed no earlier than `drop`, after this borrow.
         unsafe { Disk::from_raw(self.disk.as_ptr()) }
     }
 }
@@ -225,34 +226,38 @@ impl<T: DiskOperations> DiskVTable<T> {
 
     /// # Safety
     ///
-    /// Called by the block layer for a live disk of `T`.
+    /// Called by the block layer for a disk of `T` set up by
+    /// [`GenDisk::new`], which it does not free during the call.
     unsafe extern "C" fn open(disk: *mut bindings::gendisk, mode: bindings::blk_mode_t) -> c_int {
-        // SAFETY: The disk is live during the call.
+        // SAFETY: By this function's contract, the disk meets the `Disk`
+        // invariants during the call.
         let disk = unsafe { Disk::<T>::from_raw(disk) };
         from_result(|| T::open(disk, OpenMode(mode)).map(|()| 0))
     }
 
     /// # Safety
     ///
-    /// Called by the block layer for a live disk of `T`, under its
-    /// `open_mutex`.
+    /// As for `open`, with the disk's `open_mutex` held by the caller.
     unsafe extern "C" fn release(disk: *mut bindings::gendisk) {
-        // SAFETY: The disk is live during the call.
+        // SAFETY: As in `open`.
         let disk = unsafe { Disk::<T>::from_raw(disk) };
-        // SAFETY: The block layer holds `open_mutex` during `release`.
+        // SAFETY: By this function's contract, `open_mutex` is held for
+        // the call.
         T::release(&unsafe { OpenLockedDisk::new(disk) });
     }
 
     /// # Safety
     ///
-    /// Called by the block layer for an open block device of a disk of `T`.
+    /// Called by the block layer, in an ioctl, for a block device of a disk
+    /// of `T` that stays open during the call.
     unsafe extern "C" fn ioctl(
         bdev: *mut bindings::block_device,
         mode: bindings::blk_mode_t,
         cmd: c_uint,
         arg: c_ulong,
     ) -> c_int {
-        // SAFETY: The device is open during the call.
+        // SAFETY: `BlockDevice` is a transparent wrapper; by this function's
+        // contract the device meets its invariants during the call.
         let bdev = unsafe { &*bdev.cast::<BlockDevice<T>>() };
         from_result(|| T::ioctl(bdev, OpenMode(mode), cmd, arg))
     }
@@ -266,7 +271,7 @@ impl<T: DiskOperations> DiskVTable<T> {
         cmd: c_uint,
         arg: c_ulong,
     ) -> c_int {
-        // SAFETY: The device is open during the call.
+        // SAFETY: As in `ioctl`.
         let bdev = unsafe { &*bdev.cast::<BlockDevice<T>>() };
         // SAFETY: `compat_ptr()` only converts a number.
         let arg = unsafe { ffi::rloop_compat_ptr(arg as u32) } as usize;

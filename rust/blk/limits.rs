@@ -69,8 +69,8 @@ impl Limits {
 impl<T: DiskOperations> Disk<T> {
     /// The logical block size of the queue.
     pub(crate) fn logical_block_size(&self) -> u32 {
-        // SAFETY: The queue of a live disk is valid; limits are read
-        // without the lock, like `queue_logical_block_size()`.
+        // SAFETY: The queue is valid (`Disk` invariant: live); limits are
+        // read without the lock, like `queue_logical_block_size()`.
         unsafe { (*self.queue()).limits.logical_block_size }
     }
 
@@ -82,14 +82,15 @@ impl<T: DiskOperations> Disk<T> {
 
     /// The queue's `limits_lock`.
     fn limits_lock(&self) -> &Mutex<()> {
-        // SAFETY: The queue of a live disk is valid, and its `limits_lock`
-        // is initialised with it and lives as long.
+        // SAFETY: `limits_lock` is initialised with the queue and valid
+        // while it is (`Disk` invariant: live).
         unsafe { Mutex::from_raw(&raw mut (*self.queue()).limits_lock) }
     }
 
     /// Starts a limits update under `guard`, a guard of `limits_lock`.
     fn limits_update<'a>(&'a self, guard: MutexGuard<'a, ()>) -> LimitsUpdate<'a> {
-        // SAFETY: The queue is valid; `limits_lock`, held, guards `limits`.
+        // SAFETY: The queue is valid (`Disk` invariant: live); `guard`
+        // holds `limits_lock`, which guards `limits`.
         let lim = Limits(unsafe { (*self.queue()).limits });
         // INVARIANT: `guard` holds the queue's `limits_lock`.
         LimitsUpdate {

@@ -219,8 +219,9 @@ impl<T: Operations> Request<T> {
     /// `blk_mq_requeue_request()`), as loop does for a short read.
     pub(crate) fn requeue_rest(self, done: u32) {
         let rq = self.into_raw();
-        // SAFETY: We owned the request; `done` is at most its size, so the
-        // request is not finished and may be requeued.
+        // SAFETY: We owned the started request (type invariant), and give
+        // it back: requeued if `blk_update_request` left bytes in it, ended
+        // otherwise, whatever `done` is.
         unsafe {
             if bindings::blk_update_request(rq, Status::OK.0, done) {
                 bindings::blk_mq_requeue_request(rq, true);
@@ -274,8 +275,9 @@ impl<T: Operations> Request<T> {
 impl<T: DiskOperations> Request<T> {
     /// The disk the request was queued to.
     pub(crate) fn disk(&self) -> &Disk<T> {
-        // SAFETY: An owned request's queue belongs to a live disk of `T`,
-        // which outlives the request.
+        // SAFETY: Only `GenDisk::new` makes queues on a tag set of `T`, so
+        // the request's queue has a disk of `T`, which is freed only after
+        // the queue's last request has ended, after this borrow.
         unsafe { Disk::from_raw((*(*self.as_raw()).q).disk) }
     }
 }
