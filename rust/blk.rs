@@ -33,5 +33,4 @@ pub(crate) use sysfs::{
 };
 pub(crate) use tag_set::{Operations, TagSet};
 
-/// Log2 of the 512-byte sector unit of the block layer.
-pub(crate) const SECTOR_SHIFT: u32 = 9;
+pub(crate) use kernel::block::SECTOR_SHIFT;

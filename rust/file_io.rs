@@ -18,6 +18,7 @@ use crate::helpers_ffi as ffi;
 use core::{cell::UnsafeCell, ptr::NonNull};
 use kernel::{
     bindings,
+    block::{SECTOR_SHIFT, SECTOR_SIZE},
     error::to_result,
     fs::{File, LocalFile},
     prelude::*,
@@ -35,6 +36,15 @@ pub(crate) mod falloc {
     pub(crate) const PUNCH_HOLE: i32 = 0x02;
     /// `FALLOC_FL_ZERO_RANGE`.
     pub(crate) const ZERO_RANGE: i32 = 0x10;
+}
+
+/// `EOPNOTSUPP`, which `kernel::error::code` has only from Linux 7.3 on.
+fn eopnotsupp() -> Error {
+    #[cfg(not(rloop_linux_7_3))]
+    let e = Error::from_errno(-(bindings::EOPNOTSUPP as i32));
+    #[cfg(rloop_linux_7_3)]
+    let e = EOPNOTSUPP;
+    e
 }
 
 /// What `vfs_getattr()` tells about a backing file, for `LOOP_GET_STATUS`.
@@ -200,7 +210,7 @@ impl BackingFile {
 
     /// The smallest direct I/O size and alignment of the file: its
     /// `STATX_DIOALIGN` offset alignment, else the logical block size of its
-    /// file system's device, else 512 (loop.c's `loop_query_min_dio_size()`).
+    /// file system's device, else a sector (loop.c's `loop_query_min_dio_size()`).
     pub(crate) fn dio_alignment(&self) -> u32 {
         let mut stat: bindings::kstat = pin_init::zeroed();
         // SAFETY: The file's path is valid; `stat` is writable.
@@ -218,7 +228,7 @@ impl BackingFile {
         // SAFETY: The inode and its super block live as long as the file.
         let sb_bdev = unsafe { (*(*self.inode()).i_sb).s_bdev };
         if sb_bdev.is_null() {
-            512
+            SECTOR_SIZE
         } else {
             // SAFETY: A mounted file system's device is valid.
             unsafe { ffi::rloop_bdev_logical_block_size(sb_bdev) }
@@ -265,7 +275,7 @@ impl BackingFile {
         if unsafe { ffi::rloop_file_statfs_bsize(self.as_raw(), &mut bsize) } != 0 {
             return (0, 0);
         }
-        (u32::MAX >> 9, bsize)
+        (u32::MAX >> SECTOR_SHIFT, bsize)
     }
 
     /// `vfs_fsync()` of the whole file.
@@ -276,10 +286,7 @@ impl BackingFile {
 
     /// Calls the file's `->fallocate` with `mode` on `len` bytes at `pos`.
     pub(crate) fn fallocate(&self, mode: i32, pos: i64, len: i64) -> Result {
-        let fallocate = self
-            .f_op()
-            .fallocate
-            .ok_or(Error::from_errno(-(bindings::EOPNOTSUPP as i32)))?;
+        let fallocate = self.f_op().fallocate.ok_or_else(eopnotsupp)?;
         // SAFETY: The file is valid and implements `->fallocate`.
         // The result is 0 or a negative errno, which fits an `int`.
         to_result(unsafe { fallocate(self.as_raw(), mode, pos, len) } as i32)
@@ -486,7 +493,7 @@ impl FileIo {
                     *this.write.get() = started;
                     match f_op.write_iter {
                         Some(write_iter) if started => write_iter(iocb, iter.as_raw()),
-                        Some(_) => -(bindings::EAGAIN as isize),
+                        Some(_) => EAGAIN.to_errno() as isize,
                         None => EINVAL.to_errno() as isize,
                     }
                 }
@@ -498,7 +505,7 @@ impl FileIo {
         };
         // SAFETY: `io` is in flight; we drop the submitter's reference.
         unsafe { Self::put::<O>(io) };
-        if ret != -(bindings::EIOCBQUEUED as isize) {
+        if ret != EIOCBQUEUED.to_errno() as isize {
             // SAFETY: The I/O did not queue, so no completion will come; we
             // drop the completion's reference with the result.
             unsafe {
