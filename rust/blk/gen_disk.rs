@@ -20,7 +20,7 @@ use kernel::{
     prelude::*,
     str::NullTerminatedFormatter,
     sync::Arc,
-    types::ForeignOwnable,
+    types::{ForeignOwnable, ScopeGuard},
 };
 
 /// The `block_device_operations` of a disk of `Self`.
@@ -96,24 +96,22 @@ impl<T: DiskOperations> GenDisk<T> {
             },
             GFP_KERNEL,
         )?;
-        let queue_data = queue_data.into_foreign();
+        let queue_data = ScopeGuard::new_with_data(queue_data.into_foreign(), |data| {
+            // SAFETY: `data` came from `into_foreign` just above, and no
+            // disk was allocated with it.
+            drop(unsafe { T::QueueData::from_foreign(data) });
+        });
         // SAFETY: The tag set is live; `lim` is a valid limits template.
         let disk = from_err_ptr(unsafe {
             bindings::__blk_mq_alloc_disk(
                 tag_set.as_raw(),
                 &mut lim.0,
-                queue_data,
+                *queue_data,
                 kernel::static_lock_class!().as_ptr(),
             )
-        });
-        let disk = match disk {
-            Ok(disk) => disk,
-            Err(e) => {
-                // SAFETY: Not handed to the block layer.
-                drop(unsafe { T::QueueData::from_foreign(queue_data) });
-                return Err(e);
-            }
-        };
+        })?;
+        // The queue has it; `private_data` will own it.
+        let queue_data = queue_data.dismiss();
         // SAFETY: `disk` is a new, not yet added disk that we own.
         unsafe {
             (*disk).major = params.major as c_int;
@@ -129,28 +127,23 @@ impl<T: DiskOperations> GenDisk<T> {
             }
             ffi::rloop_disk_set_partition_scan(disk, params.partition_scan);
         }
-        let name = {
-            // SAFETY: The disk is ours until added.
-            let buf = unsafe { &mut (*disk).disk_name };
-            NullTerminatedFormatter::new(buf)
-                .ok_or(EINVAL)
-                .and_then(|mut w| fmt::Write::write_fmt(&mut w, params.name).map_err(|_| EINVAL))
-        };
-        let ret = name.and_then(|()| {
-            // SAFETY: The disk is set up; `add_disk` registers it.
-            to_result(unsafe {
-                bindings::device_add_disk(core::ptr::null_mut(), disk, core::ptr::null_mut())
-            })
-        });
-        if let Err(e) = ret {
+        let not_added = ScopeGuard::new(move || {
             // SAFETY: The disk was never added, so `free_disk` will not run
             // for it: release its data here, then the disk itself.
             unsafe {
                 DiskPrivate::release::<T>((*disk).private_data);
                 bindings::put_disk(disk);
             }
-            return Err(e);
-        }
+        });
+        // SAFETY: The disk is ours until added.
+        let buf = unsafe { &mut (*disk).disk_name };
+        let mut name = NullTerminatedFormatter::new(buf).ok_or(EINVAL)?;
+        fmt::Write::write_fmt(&mut name, params.name).map_err(|_| EINVAL)?;
+        // SAFETY: The disk is set up; `add_disk` registers it.
+        to_result(unsafe {
+            bindings::device_add_disk(core::ptr::null_mut(), disk, core::ptr::null_mut())
+        })?;
+        not_added.dismiss();
         // INVARIANT: Set up and added above.
         Ok(Self {
             // SAFETY: `from_err_ptr` returned a valid pointer.
