@@ -24,7 +24,8 @@ use kernel::{
     prelude::*,
     sync::{
         aref::ARef,
-        atomic::{Acquire, Atomic, Full, Relaxed, Release},
+        atomic::{Acquire, Atomic, Relaxed, Release},
+        Refcount,
     },
 };
 
@@ -390,7 +391,7 @@ pub(crate) enum IoMode {
 pub(crate) struct FileIo {
     iocb: UnsafeCell<bindings::kiocb>,
     file: UnsafeCell<Option<ARef<File>>>,
-    refs: Atomic<i32>,
+    refs: Refcount,
     result: Atomic<isize>,
     write: UnsafeCell<bool>,
     /// The last I/O was a NOWAIT attempt.
@@ -409,7 +410,7 @@ impl FileIo {
         Self {
             iocb: UnsafeCell::new(pin_init::zeroed()),
             file: UnsafeCell::new(None),
-            refs: Atomic::new(0),
+            refs: Refcount::new(0),
             result: Atomic::new(0),
             write: UnsafeCell::new(false),
             nowait: Atomic::new(false),
@@ -477,7 +478,7 @@ impl FileIo {
             if nowait {
                 (*iocb).ki_flags |= ffi::IOCB_NOWAIT;
             }
-            this.refs.store(2, Relaxed);
+            this.refs.set(2);
             let f_op = &*(*filp).f_op;
             match dir {
                 Direction::ToFile => {
@@ -541,9 +542,9 @@ impl FileIo {
     unsafe fn put<O: IoOwner>(io: NonNull<FileIo>) {
         // SAFETY: The caller holds a reference, so `io` is valid.
         let this = unsafe { io.as_ref() };
-        // Full ordering: the other side's writes, including `result`, are
-        // visible to whoever drops the last reference.
-        if this.refs.fetch_sub(1, Full) != 1 {
+        // Release on each drop and acquire on the last: the other side's
+        // writes, including `result`, are visible to whoever drops it.
+        if !this.refs.dec_and_test() {
             return;
         }
         // SAFETY: We dropped the last reference, so the I/O is over and we
