@@ -19,6 +19,30 @@ pub(crate) const fn this_module() -> *mut kernel::bindings::module {
     module
 }
 
+/// A C operations table of this module (its `owner`), shared with C.
+///
+/// Such tables hold raw pointers, so they are not `Sync` by themselves,
+/// though sharing them is: they are plain data, only read.
+#[repr(transparent)]
+pub(crate) struct AssertSync<T: OpsTable>(pub(crate) T);
+
+// SAFETY: By `OpsTable`, `T` has no interior mutability, so a shared
+// `AssertSync<T>` can only be read, from any thread.
+unsafe impl<T: OpsTable> Sync for AssertSync<T> {}
+
+/// A C operations table type.
+///
+/// # Safety
+///
+/// The type has no interior mutability: function pointers, raw pointers
+/// and integers only.
+pub(crate) unsafe trait OpsTable {}
+
+// SAFETY: Function pointers and the `owner` pointer only.
+unsafe impl OpsTable for kernel::bindings::file_operations {}
+// SAFETY: Function pointers and the `owner` pointer only.
+unsafe impl OpsTable for kernel::bindings::block_device_operations {}
+
 /// Proof that this module is held for `'a`, for example by the `owner` of
 /// an operations table while one of its operations runs.
 ///

@@ -11,7 +11,7 @@ use super::{
     limits::Limits,
     tag_set::{Operations, TagSet},
 };
-use crate::helpers_ffi as ffi;
+use crate::{helpers_ffi as ffi, module_ref::AssertSync};
 use core::{fmt, marker::PhantomData, ptr::NonNull};
 use kernel::{
     bindings,
@@ -196,12 +196,6 @@ impl DiskPrivate {
         }
     }
 }
-
-/// A `Sync` wrapper for a C operations table.
-#[repr(transparent)]
-struct AssertSync<T>(T);
-// SAFETY: The table is immutable and only read by C code.
-unsafe impl<T> Sync for AssertSync<T> {}
 
 struct DiskVTable<T: DiskOperations>(PhantomData<T>);
 
