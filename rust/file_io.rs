@@ -588,6 +588,6 @@ where
 
     fn io_done(self, _result: isize) {
         // The result stays in the `FileIo` for `Operations::complete`.
-        self.complete();
+        self.complete_inline();
     }
 }

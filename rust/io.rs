@@ -305,7 +305,7 @@ fn fallocate(rq: &Request<LoopOps>, file: ARef<File>, mode: i32, pos: i64) -> is
 /// such results: `EOPNOTSUPP` stays, any other error is an I/O error.
 fn finish_sync(rq: Request<LoopOps>, ret: isize) {
     rq.data().io.set_result(status::sync_result(ret));
-    rq.complete();
+    rq.complete_inline();
 }
 
 impl DiskOperations for LoopOps {

@@ -53,7 +53,8 @@ impl Status {
 
 /// A started request that the driver owns, until it ends or completes it.
 ///
-/// Dropping a `Request` without [`Request::end`] or [`Request::complete`]
+/// Dropping a `Request` without [`Request::end`] or
+/// [`Request::complete_inline`]
 /// ends it with `BLK_STS_IOERR`, so that no request is ever lost.
 ///
 /// # Invariants
@@ -204,13 +205,16 @@ impl<T: Operations> Request<T> {
         unsafe { bindings::blk_mq_end_request(rq, status.0) };
     }
 
-    /// Completes the request here and now: [`Operations::complete`] runs on
-    /// the current CPU, in the current context, which may be hard IRQ.
+    /// Runs the driver's completion, [`Operations::complete`], here and
+    /// now: on the current CPU, in the current context, which may be hard
+    /// IRQ.
     ///
-    /// Unlike `blk_mq_complete_request()`, this does not send the
-    /// completion back to the submitting CPU. A loop request ends where its
-    /// backing I/O ends, and bouncing it costs an IPI or a softirq per I/O.
-    pub(crate) fn complete(self) {
+    /// This is not `blk_mq_complete_request()`: the completion is not sent
+    /// back to the submitting CPU (a loop request ends where its backing
+    /// I/O ends, and bouncing it costs an IPI or a softirq per I/O). Nor is
+    /// `blk_should_fake_timeout()` consulted first, as loop.c does, so the
+    /// `fail_io_timeout` fault injection does not apply.
+    pub(crate) fn complete_inline(self) {
         T::complete(self)
     }
 
