@@ -62,7 +62,9 @@ pub(crate) struct FileIds {
 ///
 /// # Invariants
 ///
-/// `file` is a referenced, open file.
+/// `file` is a referenced, open file, so while `self` lives its static
+/// `f_op`, its `f_path`, its `f_mapping` with the host inode, and that
+/// inode's super block are valid.
 pub(crate) struct BackingFile {
     file: ARef<File>,
 }
@@ -93,7 +95,7 @@ impl BackingFile {
     }
 
     fn inode(&self) -> *mut bindings::inode {
-        // SAFETY: An open file has a mapping with a host inode.
+        // SAFETY: `f_mapping` and its host are valid (type invariant).
         unsafe { (*(*self.as_raw()).f_mapping).host }
     }
 
@@ -146,7 +148,7 @@ impl BackingFile {
     }
 
     fn f_op(&self) -> &bindings::file_operations {
-        // SAFETY: An open file has valid, static file operations.
+        // SAFETY: `f_op` is valid and static (type invariant).
         unsafe { &*(*self.as_raw()).f_op }
     }
 
@@ -457,7 +459,7 @@ impl FileIo {
         };
         let io = owner.into_file_io();
         // SAFETY: The owner gave `io` up to this I/O, so nothing else uses
-        // it until `finish` hands it back. `iter` describes memory that
+        // it until `put` hands it back. `iter` describes memory that
         // `IoOwner` keeps valid meanwhile.
         let ret = unsafe {
             let this = io.as_ref();
