@@ -10,17 +10,21 @@
 //! per-request data type, request accessors, completion with a status,
 //! custom `block_device_operations`, a fixed major, and runtime queue limits.
 
+pub(crate) mod bdev;
 pub(crate) mod bvec;
+pub(crate) mod disk;
 pub(crate) mod gen_disk;
+pub(crate) mod limits;
 pub(crate) mod major;
 pub(crate) mod request;
 pub(crate) mod request_list;
 pub(crate) mod sysfs;
 pub(crate) mod tag_set;
 
-pub(crate) use gen_disk::{
-    features, BlockDevice, Disk, DiskOperations, DiskParams, GenDisk, Limits, OpenMode,
-};
+pub(crate) use bdev::{BlockDevice, InIoctl, OpenMode};
+pub(crate) use disk::{Disk, OpenLockedDisk};
+pub(crate) use gen_disk::{DiskOperations, DiskParams, GenDisk};
+pub(crate) use limits::{features, Limits};
 pub(crate) use major::{BlockMajor, Probe};
 pub(crate) use request::{impl_request_field, Op, Request, RequestField, Status};
 pub(crate) use request_list::{with_plug, RequestList, RequestListNode};
@@ -29,5 +33,4 @@ pub(crate) use sysfs::{
 };
 pub(crate) use tag_set::{Operations, TagSet};
 
-/// Log2 of the 512-byte sector unit of the block layer.
-pub(crate) const SECTOR_SHIFT: u32 = 9;
+pub(crate) use kernel::block::SECTOR_SHIFT;

@@ -19,8 +19,8 @@
 
 use crate::{
     blk::{
-        features, AttributeSpec, BlockDevice, Disk, GroupRegistration, Limits, OpenMode,
-        SysfsOutput,
+        features, AttributeSpec, BlockDevice, Disk, GroupRegistration, Limits, OpenLockedDisk,
+        OpenMode, SysfsOutput,
     },
     capability::capable_sys_admin,
     control::Driver,
@@ -297,7 +297,7 @@ impl LoopDevice {
     }
 
     /// `lo_release`: runs under the disk's `open_mutex`.
-    pub(crate) fn release(&self, disk: &Disk<LoopOps>) {
+    pub(crate) fn release(&self, disk: &OpenLockedDisk<'_, LoopOps>) {
         if disk.openers() > 0 {
             return;
         }
@@ -315,7 +315,7 @@ impl LoopDevice {
     }
 
     /// `__loop_clr_fd`: unbinds at the last close, under `open_mutex`.
-    fn clear(&self, disk: &Disk<LoopOps>) {
+    fn clear(&self, disk: &OpenLockedDisk<'_, LoopOps>) {
         let binding = {
             let mut cfg = self.config.lock();
             let binding = cfg.binding.take();
@@ -340,7 +340,7 @@ impl LoopDevice {
         binding.file.restore_gfp_mask(binding.saved_gfp);
         disk.force_media_change();
         // Removes all partitions, BLKPG-added ones included.
-        if let Err(e) = disk.rescan_partitions_in_release() {
+        if let Err(e) = disk.rescan_partitions() {
             pr_warn!(
                 "__loop_clr_fd: partition scan of loop{} failed (rc={})\n",
                 self.index,
@@ -455,12 +455,12 @@ impl LoopDevice {
         mode: OpenMode,
         config: &LoopConfig,
     ) -> Result {
-        let file = BackingFile::from_fd(config.fd)?;
+        let file = BackingFile::from_fd(bdev.in_ioctl(), config.fd)?;
         // loop_check_backing_file()
         if !file.has_read_iter() || (file.is_writable() && !file.has_write_iter()) {
             return Err(EINVAL);
         }
-        let module = ModuleRef::get();
+        let module = ModuleRef::get(bdev.module_held());
         // Upgrade to an exclusive claim, so the device does not change
         // under an exclusive owner.
         let _claim = bdev.claim(mode)?;
@@ -587,7 +587,7 @@ impl LoopDevice {
     /// `loop_change_fd`: swaps the backing file of a read-only device for
     /// one of the same size. Sends a `CHANGE` uevent whatever the outcome.
     fn change_fd(&self, bdev: &BlockDevice<LoopOps>, fd: u32) -> Result {
-        let file = BackingFile::from_fd(fd)?;
+        let file = BackingFile::from_fd(bdev.in_ioctl(), fd)?;
         if !file.has_read_iter() || (file.is_writable() && !file.has_write_iter()) {
             return Err(EINVAL);
         }

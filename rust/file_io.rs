@@ -10,17 +10,22 @@
 //! `struct kiocb` embedded in the object it serves (a request), submitted
 //! to the file's `->read_iter`/`->write_iter`, directly or buffered.
 
-use crate::blk::bvec::{BvecIter, Direction};
+use crate::blk::{
+    bvec::{BvecIter, BvecTable, IterDir},
+    InIoctl, Operations, Request, RequestField,
+};
 use crate::helpers_ffi as ffi;
 use core::{cell::UnsafeCell, ptr::NonNull};
 use kernel::{
     bindings,
+    block::{SECTOR_SHIFT, SECTOR_SIZE},
     error::to_result,
     fs::{File, LocalFile},
     prelude::*,
     sync::{
         aref::ARef,
-        atomic::{Acquire, Atomic, Full, Relaxed, Release},
+        atomic::{Acquire, Atomic, Relaxed, Release},
+        Refcount,
     },
 };
 
@@ -32,6 +37,15 @@ pub(crate) mod falloc {
     pub(crate) const PUNCH_HOLE: i32 = 0x02;
     /// `FALLOC_FL_ZERO_RANGE`.
     pub(crate) const ZERO_RANGE: i32 = 0x10;
+}
+
+/// `EOPNOTSUPP`, which `kernel::error::code` has only from Linux 7.3 on.
+fn eopnotsupp() -> Error {
+    #[cfg(not(rloop_linux_7_3))]
+    let e = Error::from_errno(-(bindings::EOPNOTSUPP as i32));
+    #[cfg(rloop_linux_7_3)]
+    let e = EOPNOTSUPP;
+    e
 }
 
 /// What `vfs_getattr()` tells about a backing file, for `LOOP_GET_STATUS`.
@@ -48,18 +62,20 @@ pub(crate) struct FileIds {
 ///
 /// # Invariants
 ///
-/// `file` is a referenced, open file.
+/// `file` is a referenced, open file, so while `self` lives its static
+/// `f_op`, its `f_path`, its `f_mapping` with the host inode, and that
+/// inode's super block are valid.
 pub(crate) struct BackingFile {
     file: ARef<File>,
 }
 
 impl BackingFile {
-    /// Takes a reference to the file open at `fd` in the calling process.
-    /// Only valid in a system call (an ioctl), as `fget()` requires.
-    pub(crate) fn from_fd(fd: u32) -> Result<Self> {
+    /// Takes a reference to the file open at `fd` in the calling process,
+    /// from the ioctl that `_ioctl` proves the caller runs.
+    pub(crate) fn from_fd(_ioctl: InIoctl<'_>, fd: u32) -> Result<Self> {
         let local = LocalFile::fget(fd).map_err(|_| EBADF)?;
-        // SAFETY: We are in an ioctl, which never runs under `fdget_pos()`,
-        // and the file reference does not escape to user space.
+        // SAFETY: By the invariant of `InIoctl`, the current task runs an
+        // ioctl, which has no `fdget_pos()` section active.
         let file = unsafe { LocalFile::assume_no_fdget_pos(local) };
         Ok(Self { file })
     }
@@ -79,7 +95,7 @@ impl BackingFile {
     }
 
     fn inode(&self) -> *mut bindings::inode {
-        // SAFETY: An open file has a mapping with a host inode.
+        // SAFETY: `f_mapping` and its host are valid (type invariant).
         unsafe { (*(*self.as_raw()).f_mapping).host }
     }
 
@@ -132,7 +148,7 @@ impl BackingFile {
     }
 
     fn f_op(&self) -> &bindings::file_operations {
-        // SAFETY: An open file has valid, static file operations.
+        // SAFETY: `f_op` is valid and static (type invariant).
         unsafe { &*(*self.as_raw()).f_op }
     }
 
@@ -197,7 +213,7 @@ impl BackingFile {
 
     /// The smallest direct I/O size and alignment of the file: its
     /// `STATX_DIOALIGN` offset alignment, else the logical block size of its
-    /// file system's device, else 512 (loop.c's `loop_query_min_dio_size()`).
+    /// file system's device, else a sector (loop.c's `loop_query_min_dio_size()`).
     pub(crate) fn dio_alignment(&self) -> u32 {
         let mut stat: bindings::kstat = pin_init::zeroed();
         // SAFETY: The file's path is valid; `stat` is writable.
@@ -215,7 +231,7 @@ impl BackingFile {
         // SAFETY: The inode and its super block live as long as the file.
         let sb_bdev = unsafe { (*(*self.inode()).i_sb).s_bdev };
         if sb_bdev.is_null() {
-            512
+            SECTOR_SIZE
         } else {
             // SAFETY: A mounted file system's device is valid.
             unsafe { ffi::rloop_bdev_logical_block_size(sb_bdev) }
@@ -262,7 +278,7 @@ impl BackingFile {
         if unsafe { ffi::rloop_file_statfs_bsize(self.as_raw(), &mut bsize) } != 0 {
             return (0, 0);
         }
-        (u32::MAX >> 9, bsize)
+        (u32::MAX >> SECTOR_SHIFT, bsize)
     }
 
     /// `vfs_fsync()` of the whole file.
@@ -273,10 +289,7 @@ impl BackingFile {
 
     /// Calls the file's `->fallocate` with `mode` on `len` bytes at `pos`.
     pub(crate) fn fallocate(&self, mode: i32, pos: i64, len: i64) -> Result {
-        let fallocate = self
-            .f_op()
-            .fallocate
-            .ok_or(Error::from_errno(-(bindings::EOPNOTSUPP as i32)))?;
+        let fallocate = self.f_op().fallocate.ok_or_else(eopnotsupp)?;
         // SAFETY: The file is valid and implements `->fallocate`.
         // The result is 0 or a negative errno, which fits an `int`.
         to_result(unsafe { fallocate(self.as_raw(), mode, pos, len) } as i32)
@@ -307,6 +320,25 @@ impl BackingFile {
     pub(crate) fn restore_gfp_mask(&self, mask: u32) {
         // SAFETY: The file and its mapping are valid.
         unsafe { ffi::rloop_mapping_set_gfp(self.as_raw(), mask) };
+    }
+}
+
+/// Direction of the data transfer, as seen from the file.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Direction {
+    /// The file is read into the owner's memory.
+    FromFile,
+    /// The owner's memory is written to the file.
+    ToFile,
+}
+
+impl Direction {
+    /// The direction of an iterator over the owner's memory.
+    fn iter_dir(self) -> IterDir {
+        match self {
+            Direction::FromFile => IterDir::Dest,
+            Direction::ToFile => IterDir::Source,
+        }
     }
 }
 
@@ -361,7 +393,7 @@ pub(crate) enum IoMode {
 pub(crate) struct FileIo {
     iocb: UnsafeCell<bindings::kiocb>,
     file: UnsafeCell<Option<ARef<File>>>,
-    refs: Atomic<i32>,
+    refs: Refcount,
     result: Atomic<isize>,
     write: UnsafeCell<bool>,
     /// The last I/O was a NOWAIT attempt.
@@ -380,7 +412,7 @@ impl FileIo {
         Self {
             iocb: UnsafeCell::new(pin_init::zeroed()),
             file: UnsafeCell::new(None),
-            refs: Atomic::new(0),
+            refs: Refcount::new(0),
             result: Atomic::new(0),
             write: UnsafeCell::new(false),
             nowait: Atomic::new(false),
@@ -427,7 +459,7 @@ impl FileIo {
         };
         let io = owner.into_file_io();
         // SAFETY: The owner gave `io` up to this I/O, so nothing else uses
-        // it until `finish` hands it back. `iter` describes memory that
+        // it until `put` hands it back. `iter` describes memory that
         // `IoOwner` keeps valid meanwhile.
         let ret = unsafe {
             let this = io.as_ref();
@@ -448,7 +480,7 @@ impl FileIo {
             if nowait {
                 (*iocb).ki_flags |= ffi::IOCB_NOWAIT;
             }
-            this.refs.store(2, Relaxed);
+            this.refs.set(2);
             let f_op = &*(*filp).f_op;
             match dir {
                 Direction::ToFile => {
@@ -464,7 +496,7 @@ impl FileIo {
                     *this.write.get() = started;
                     match f_op.write_iter {
                         Some(write_iter) if started => write_iter(iocb, iter.as_raw()),
-                        Some(_) => -(bindings::EAGAIN as isize),
+                        Some(_) => EAGAIN.to_errno() as isize,
                         None => EINVAL.to_errno() as isize,
                     }
                 }
@@ -476,7 +508,7 @@ impl FileIo {
         };
         // SAFETY: `io` is in flight; we drop the submitter's reference.
         unsafe { Self::put::<O>(io) };
-        if ret != -(bindings::EIOCBQUEUED as isize) {
+        if ret != EIOCBQUEUED.to_errno() as isize {
             // SAFETY: The I/O did not queue, so no completion will come; we
             // drop the completion's reference with the result.
             unsafe {
@@ -512,9 +544,9 @@ impl FileIo {
     unsafe fn put<O: IoOwner>(io: NonNull<FileIo>) {
         // SAFETY: The caller holds a reference, so `io` is valid.
         let this = unsafe { io.as_ref() };
-        // Full ordering: the other side's writes, including `result`, are
-        // visible to whoever drops the last reference.
-        if this.refs.fetch_sub(1, Full) != 1 {
+        // Release on each drop and acquire on the last: the other side's
+        // writes, including `result`, are visible to whoever drops it.
+        if !this.refs.dec_and_test() {
             return;
         }
         // SAFETY: We dropped the last reference, so the I/O is over and we
@@ -530,5 +562,34 @@ impl FileIo {
         // SAFETY: `io` came from `O::into_file_io` in `submit`.
         let owner = unsafe { O::from_file_io(io) };
         owner.io_done(result);
+    }
+}
+
+// SAFETY: `into_file_io` and `from_file_io` convert between a request token
+// and the `FileIo` embedded in its data, one to one, and the request's pages
+// and vector table, which `bvec_iter` describes, stay valid while the token
+// is given up.
+unsafe impl<T> IoOwner for Request<T>
+where
+    T: Operations + RequestField<FileIo> + RequestField<BvecTable>,
+{
+    fn bvec_iter(&self, dir: Direction) -> Result<BvecIter> {
+        Request::bvec_iter(self, dir.iter_dir())
+    }
+
+    fn into_file_io(self) -> NonNull<FileIo> {
+        let io = self.field::<FileIo>();
+        let _ = self.into_raw();
+        io
+    }
+
+    unsafe fn from_file_io(io: NonNull<FileIo>) -> Self {
+        // SAFETY: `io` came from `into_file_io`, whose token it stands for.
+        unsafe { Self::from_field(io) }
+    }
+
+    fn io_done(self, _result: isize) {
+        // The result stays in the `FileIo` for `Operations::complete`.
+        self.complete_inline();
     }
 }

@@ -27,13 +27,12 @@
 
 use crate::{
     blk::{
-        bvec::{BvecTable, Direction},
-        impl_request_field, with_plug, AttributeSpec, BlockDevice, Disk, DiskAttributes,
-        DiskOperations, Op, OpenMode, Operations, Request, RequestList, RequestListNode, Status,
-        SysfsOutput,
+        bvec::BvecTable, impl_request_field, with_plug, AttributeSpec, BlockDevice, Disk,
+        DiskAttributes, DiskOperations, Op, OpenLockedDisk, OpenMode, Operations, Request,
+        RequestList, RequestListNode, Status, SysfsOutput,
     },
     device::{IoTarget, LoopDevice, ATTRS},
-    file_io::{falloc, BackingFile, FileIo, IoMode},
+    file_io::{falloc, BackingFile, Direction, FileIo, IoMode},
     kthread::{Drain, DrainWorker},
     memalloc::LoopWorkerScope,
     status,
@@ -306,7 +305,7 @@ fn fallocate(rq: &Request<LoopOps>, file: ARef<File>, mode: i32, pos: i64) -> is
 /// such results: `EOPNOTSUPP` stays, any other error is an I/O error.
 fn finish_sync(rq: Request<LoopOps>, ret: isize) {
     rq.data().io.set_result(status::sync_result(ret));
-    rq.complete();
+    rq.complete_inline();
 }
 
 impl DiskOperations for LoopOps {
@@ -316,7 +315,7 @@ impl DiskOperations for LoopOps {
         disk.data().open()
     }
 
-    fn release(disk: &Disk<Self>) {
+    fn release(disk: &OpenLockedDisk<'_, Self>) {
         disk.data().release(disk)
     }
 

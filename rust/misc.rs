@@ -11,6 +11,7 @@
 //! while open. [`FixedMiscDevice`] does both, for devices that only take
 //! ioctls.
 
+use crate::module_ref::AssertSync;
 use core::{marker::PhantomData, pin::Pin};
 use kernel::{
     bindings,
@@ -105,12 +106,6 @@ impl<T: MiscIoctl> PinnedDrop for FixedMiscDevice<T> {
         drop(unsafe { T::Data::from_foreign(self.data) });
     }
 }
-
-/// A `Sync` wrapper for a C operations table.
-#[repr(transparent)]
-struct AssertSync<T>(T);
-// SAFETY: The table is immutable and only read by C code.
-unsafe impl<T> Sync for AssertSync<T> {}
 
 struct VTable<T: MiscIoctl>(PhantomData<T>);
 

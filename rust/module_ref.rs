@@ -19,6 +19,49 @@ pub(crate) const fn this_module() -> *mut kernel::bindings::module {
     module
 }
 
+/// A C operations table of this module (its `owner`), shared with C.
+///
+/// Such tables hold raw pointers, so they are not `Sync` by themselves,
+/// though sharing them is: they are plain data, only read.
+#[repr(transparent)]
+pub(crate) struct AssertSync<T: OpsTable>(pub(crate) T);
+
+// SAFETY: By `OpsTable`, `T` has no interior mutability, so a shared
+// `AssertSync<T>` can only be read, from any thread.
+unsafe impl<T: OpsTable> Sync for AssertSync<T> {}
+
+/// A C operations table type.
+///
+/// # Safety
+///
+/// The type has no interior mutability: function pointers, raw pointers
+/// and integers only.
+pub(crate) unsafe trait OpsTable {}
+
+// SAFETY: Function pointers and the `owner` pointer only.
+unsafe impl OpsTable for kernel::bindings::file_operations {}
+// SAFETY: Function pointers and the `owner` pointer only.
+unsafe impl OpsTable for kernel::bindings::block_device_operations {}
+
+/// Proof that this module is held for `'a`, for example by the `owner` of
+/// an operations table while one of its operations runs.
+///
+/// # Invariants
+///
+/// This module cannot be unloaded during `'a`.
+#[derive(Clone, Copy)]
+pub(crate) struct ModuleHeld<'a>(core::marker::PhantomData<&'a ()>);
+
+impl ModuleHeld<'_> {
+    /// # Safety
+    ///
+    /// This module must stay held for the lifetime chosen by the caller.
+    pub(crate) unsafe fn assume() -> Self {
+        // INVARIANT: Guaranteed by the caller.
+        Self(core::marker::PhantomData)
+    }
+}
+
 /// A reference to this module, dropped on drop.
 ///
 /// # Invariants
@@ -27,12 +70,10 @@ pub(crate) const fn this_module() -> *mut kernel::bindings::module {
 pub(crate) struct ModuleRef(());
 
 impl ModuleRef {
-    /// Takes a reference to this module. Only call it where the module is
-    /// already held, such as in a file or block device operation, whose
-    /// `owner` pins the module.
-    pub(crate) fn get() -> Self {
-        // SAFETY: The module is live: the caller runs its code from an
-        // operation that holds it.
+    /// Takes another reference to this module, which `_held` proves is
+    /// already held (`__module_get()`).
+    pub(crate) fn get(_held: ModuleHeld<'_>) -> Self {
+        // SAFETY: By the invariant of `ModuleHeld`, the module is live.
         unsafe { kernel::bindings::__module_get(this_module()) };
         // INVARIANT: Taken above.
         Self(())

@@ -5,7 +5,6 @@
 //! C headers: [`include/linux/bvec.h`](srctree/include/linux/bvec.h),
 //! [`include/linux/uio.h`](srctree/include/linux/uio.h)
 
-use super::{request::RequestField, Operations, Request};
 use core::cell::UnsafeCell;
 use kernel::{bindings, ffi::c_ulong, prelude::*};
 
@@ -43,13 +42,13 @@ impl BvecTable {
     }
 }
 
-/// Direction of the data transfer, as seen from the file.
+/// Which way an iterator moves data through the request's pages.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub(crate) enum Direction {
-    /// The file is read into the request's pages (`ITER_DEST`).
-    FromFile,
-    /// The request's pages are written to the file (`ITER_SOURCE`).
-    ToFile,
+pub(crate) enum IterDir {
+    /// The pages are written, as for a read request (`ITER_DEST`).
+    Dest,
+    /// The pages are read, as for a write request (`ITER_SOURCE`).
+    Source,
 }
 
 /// An `ITER_BVEC` iterator over the pages of one request.
@@ -57,8 +56,8 @@ pub(crate) enum Direction {
 /// # Invariants
 ///
 /// `iter` describes memory of the request that built it, which stays valid
-/// while that request is owned by the driver. Only [`Request::bvec_iter`]
-/// builds one.
+/// while that request is owned by the driver. Only
+/// [`Request::bvec_iter`](super::Request::bvec_iter) builds one.
 pub(crate) struct BvecIter {
     iter: bindings::iov_iter,
 }
@@ -126,20 +125,26 @@ unsafe fn for_each_bvec(rq: *mut bindings::request, mut f: impl FnMut(bindings::
     }
 }
 
-impl<T: Operations + RequestField<BvecTable>> Request<T> {
-    /// Builds an iterator over the request's pages for a transfer in
-    /// `dir`. A single-bio request uses the bio's own vector; a request of
-    /// several bios gathers its vectors into the request's [`BvecTable`].
+impl BvecIter {
+    /// Builds an iterator over the pages of `rq` for a transfer in `dir`.
+    /// A single-bio request uses the bio's own vector; a request of several
+    /// bios gathers its vectors into `table`.
     ///
-    /// Only the request's [`IoOwner`](crate::file_io::IoOwner) calls this:
-    /// the iterator must not outlive the request's ownership.
-    pub(super) fn bvec_iter(&self, dir: Direction) -> Result<BvecIter> {
-        let rq = self.as_raw();
+    /// # Safety
+    ///
+    /// `rq` must be a started request owned by the caller, and `table` the
+    /// [`BvecTable`] of its data.
+    pub(super) unsafe fn new(
+        rq: *mut bindings::request,
+        table: &BvecTable,
+        dir: IterDir,
+    ) -> Result<Self> {
         let dir = match dir {
-            Direction::FromFile => bindings::ITER_DEST,
-            Direction::ToFile => bindings::ITER_SOURCE,
+            IterDir::Dest => bindings::ITER_DEST,
+            IterDir::Source => bindings::ITER_SOURCE,
         };
-        let bytes = self.bytes() as usize;
+        // SAFETY: `rq` is valid, and owned so its size does not change.
+        let bytes = unsafe { (*rq).__data_len } as usize;
         let mut nr = 0usize;
         // SAFETY: We own `rq`.
         unsafe { for_each_bvec(rq, |_| nr += 1) };
@@ -157,7 +162,6 @@ impl<T: Operations + RequestField<BvecTable>> Request<T> {
                 bindings::iov_iter_bvec(iter.as_mut_ptr(), dir, vecs, nr_segs, bytes);
                 (*iter.as_mut_ptr()).iov_offset = bvec_done(&it) as usize;
             } else {
-                let table = &*self.field::<BvecTable>().as_ptr();
                 let vecs: *mut bindings::bio_vec = if nr <= INLINE_BVECS {
                     (*table.inline.get()).as_mut_ptr()
                 } else {
@@ -176,7 +180,7 @@ impl<T: Operations + RequestField<BvecTable>> Request<T> {
             }
         }
         // INVARIANT: `iter` points into this request's bios or table.
-        Ok(BvecIter {
+        Ok(Self {
             // SAFETY: `iov_iter_bvec()` initialised every field.
             iter: unsafe { iter.assume_init() },
         })

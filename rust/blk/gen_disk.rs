@@ -5,8 +5,13 @@
 //! C headers: [`include/linux/blkdev.h`](srctree/include/linux/blkdev.h),
 //! [`include/linux/blk-mq.h`](srctree/include/linux/blk-mq.h)
 
-use super::tag_set::{Operations, TagSet};
-use crate::{helpers_ffi as ffi, memalloc::NoIoScope};
+use super::{
+    bdev::{BlockDevice, OpenMode},
+    disk::{Disk, OpenLockedDisk},
+    limits::Limits,
+    tag_set::{Operations, TagSet},
+};
+use crate::{helpers_ffi as ffi, module_ref::AssertSync};
 use core::{fmt, marker::PhantomData, ptr::NonNull};
 use kernel::{
     bindings,
@@ -15,24 +20,8 @@ use kernel::{
     prelude::*,
     str::NullTerminatedFormatter,
     sync::Arc,
-    types::{ForeignOwnable, Opaque},
+    types::{ForeignOwnable, ScopeGuard},
 };
-
-/// How a block device was opened (`blk_mode_t`).
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct OpenMode(u32);
-
-impl OpenMode {
-    /// Opened for writing (`BLK_OPEN_WRITE`).
-    pub(crate) fn write(self) -> bool {
-        self.0 & ffi::BLK_OPEN_WRITE != 0
-    }
-
-    /// Opened exclusively (`BLK_OPEN_EXCL`).
-    pub(crate) fn exclusive(self) -> bool {
-        self.0 & ffi::BLK_OPEN_EXCL != 0
-    }
-}
 
 /// The `block_device_operations` of a disk of `Self`.
 pub(crate) trait DiskOperations: Operations {
@@ -43,8 +32,8 @@ pub(crate) trait DiskOperations: Operations {
     fn open(disk: &Disk<Self>, mode: OpenMode) -> Result;
 
     /// The last opener of the disk closed it. Runs under the disk's
-    /// `open_mutex`.
-    fn release(disk: &Disk<Self>);
+    /// `open_mutex`, which `disk` proves.
+    fn release(disk: &OpenLockedDisk<'_, Self>);
 
     /// A device-specific ioctl.
     fn ioctl(bdev: &BlockDevice<Self>, mode: OpenMode, cmd: u32, arg: usize) -> Result<i32>;
@@ -52,60 +41,6 @@ pub(crate) trait DiskOperations: Operations {
     /// A device-specific ioctl from a 32-bit process; `arg` is already
     /// converted with `compat_ptr()`.
     fn compat_ioctl(bdev: &BlockDevice<Self>, mode: OpenMode, cmd: u32, arg: usize) -> Result<i32>;
-}
-
-/// Queue limits (`struct queue_limits`) being built or updated.
-#[repr(transparent)]
-pub(crate) struct Limits(bindings::queue_limits);
-
-/// Queue feature bits (`BLK_FEAT_*`), mirrored from `include/linux/blkdev.h`
-/// and checked against it at build time in `helpers.c`.
-pub(crate) mod features {
-    /// `BLK_FEAT_WRITE_CACHE`: the device has a volatile write cache.
-    pub(crate) const WRITE_CACHE: u32 = 1 << 0;
-    /// `BLK_FEAT_ROTATIONAL`: the device is rotational.
-    pub(crate) const ROTATIONAL: u32 = 1 << 2;
-}
-
-impl Limits {
-    /// Sets the logical and physical block size and minimum I/O size.
-    pub(crate) fn set_block_size(&mut self, size: u32) {
-        self.0.logical_block_size = size;
-        self.0.physical_block_size = size;
-        self.0.io_min = size;
-    }
-
-    /// Sets or clears `BLK_FEAT_*` feature bits.
-    pub(crate) fn set_feature(&mut self, feature: u32, on: bool) {
-        if on {
-            self.0.features |= feature;
-        } else {
-            self.0.features &= !feature;
-        }
-    }
-
-    /// Sets the discard and write-zeroes limits.
-    pub(crate) fn set_discard(&mut self, max_sectors: u32, granularity: u32) {
-        self.0.max_hw_discard_sectors = max_sectors;
-        self.0.max_write_zeroes_sectors = max_sectors;
-        self.0.discard_granularity = if max_sectors != 0 { granularity } else { 0 };
-    }
-
-    /// Turns off write zeroes.
-    pub(crate) fn clear_write_zeroes(&mut self) {
-        self.0.max_write_zeroes_sectors = 0;
-    }
-
-    /// Turns off discard.
-    pub(crate) fn clear_discard(&mut self) {
-        self.0.max_hw_discard_sectors = 0;
-        self.0.discard_granularity = 0;
-    }
-
-    /// Sets the largest request size in sectors.
-    pub(crate) fn set_max_hw_sectors(&mut self, sectors: u32) {
-        self.0.max_hw_sectors = sectors;
-    }
 }
 
 /// Settings of a new disk.
@@ -122,312 +57,6 @@ pub(crate) struct DiskParams<'a> {
     pub(crate) partition_scan: bool,
     /// Whether the disk reports media changes with uevents.
     pub(crate) media_change_events: bool,
-}
-
-/// A disk of `T`, as seen from its callbacks.
-///
-/// # Invariants
-///
-/// Wraps a live `struct gendisk` created by [`GenDisk::new`] for `T`.
-#[repr(transparent)]
-pub(crate) struct Disk<T: DiskOperations>(Opaque<bindings::gendisk>, PhantomData<T>);
-
-impl<T: DiskOperations> Disk<T> {
-    /// # Safety
-    ///
-    /// `ptr` must be a live disk of `T` for the lifetime `'a`.
-    pub(super) unsafe fn from_raw<'a>(ptr: *mut bindings::gendisk) -> &'a Self {
-        // SAFETY: `Disk` is a transparent wrapper; validity by the caller.
-        unsafe { &*ptr.cast() }
-    }
-
-    /// The raw disk.
-    pub(crate) fn as_raw(&self) -> *mut bindings::gendisk {
-        self.0.get()
-    }
-
-    /// The disk's device (`disk_to_dev()`).
-    pub(super) fn device(&self) -> *mut bindings::device {
-        // SAFETY: A live disk has its whole-disk block device.
-        unsafe { &raw mut (*(*self.as_raw()).part0).bd_device }
-    }
-
-    fn queue(&self) -> *mut bindings::request_queue {
-        // SAFETY: A live disk has a queue.
-        unsafe { (*self.as_raw()).queue }
-    }
-
-    fn kobj(&self) -> *mut bindings::kobject {
-        // SAFETY: `disk_to_dev()`: the device of the disk's whole-disk bdev.
-        unsafe { &raw mut (*(*self.as_raw()).part0).bd_device.kobj }
-    }
-
-    /// The disk's data.
-    pub(crate) fn data(&self) -> <T::DiskData as ForeignOwnable>::Borrowed<'_> {
-        // SAFETY: `private_data` holds a `DiskPrivate` whose `disk_data` is
-        // `T::DiskData::into_foreign()` until `free_disk`, which comes after
-        // every callback on a live disk.
-        unsafe {
-            let private = (*self.as_raw()).private_data.cast::<DiskPrivate>();
-            T::DiskData::borrow((*private).disk_data)
-        }
-    }
-
-    /// Number of hardware queues of the disk's request queue.
-    pub(crate) fn nr_hw_queues(&self) -> u32 {
-        // SAFETY: The queue of a live disk is valid; `nr_hw_queues` changes
-        // only with the queue frozen, and a stale read is harmless.
-        unsafe { (*self.queue()).nr_hw_queues }
-    }
-
-    /// Gives the disk's tag set, and so its request queue, `nr` hardware
-    /// queues (`blk_mq_update_nr_hw_queues()`). blk-mq freezes the queue
-    /// for the change, so this waits for the requests in flight: it must
-    /// not be called where they could wait for the caller.
-    pub(crate) fn set_nr_hw_queues(&self, nr: u32) {
-        let nr = c_int::try_from(nr).unwrap_or(c_int::MAX);
-        // SAFETY: The disk is live, so its queue and the tag set it was
-        // allocated on are; blk-mq serialises updates of a tag set.
-        unsafe { bindings::blk_mq_update_nr_hw_queues((*self.queue()).tag_set, nr) };
-    }
-
-    /// Number of current openers (`disk_openers()`).
-    pub(crate) fn openers(&self) -> u32 {
-        // SAFETY: The disk is live.
-        unsafe { ffi::rloop_disk_openers(self.as_raw()) }
-    }
-
-    /// Sets the capacity and notifies user space of a change (`RESIZE`
-    /// uevent); without a change, sends a plain `CHANGE` uevent, as loop.c
-    /// does.
-    pub(crate) fn set_capacity_and_notify(&self, sectors: u64) {
-        // SAFETY: The disk is live.
-        if !unsafe { bindings::set_capacity_and_notify(self.as_raw(), sectors) } {
-            self.uevent_change();
-        }
-    }
-
-    /// Sends a `KOBJ_CHANGE` uevent for the disk.
-    pub(crate) fn uevent_change(&self) {
-        // SAFETY: The disk's device is registered while the disk is live.
-        unsafe { bindings::kobject_uevent(self.kobj(), bindings::kobject_action_KOBJ_CHANGE) };
-    }
-
-    /// Holds back or releases the disk's uevents.
-    pub(crate) fn suppress_uevents(&self, suppress: bool) {
-        // SAFETY: The disk is live.
-        unsafe { ffi::rloop_disk_suppress_uevents(self.as_raw(), suppress) };
-    }
-
-    /// Reports a media change (`disk_force_media_change()`).
-    pub(crate) fn force_media_change(&self) {
-        // SAFETY: The disk is live.
-        unsafe { bindings::disk_force_media_change(self.as_raw()) };
-    }
-
-    /// Makes the disk read-only or writable.
-    pub(crate) fn set_read_only(&self, read_only: bool) {
-        // SAFETY: The disk is live.
-        unsafe { bindings::set_disk_ro(self.as_raw(), read_only) };
-    }
-
-    /// Drops the disk's cached data and sets its capacity to 0.
-    pub(crate) fn invalidate(&self) {
-        // SAFETY: The disk is live.
-        unsafe { bindings::invalidate_disk(self.as_raw()) };
-    }
-
-    /// Allows or suppresses partition scanning.
-    pub(crate) fn set_partition_scan(&self, on: bool) {
-        // SAFETY: The disk is live.
-        unsafe { ffi::rloop_disk_set_partition_scan(self.as_raw(), on) };
-    }
-
-    /// Rescans partitions; the caller must not hold the disk's
-    /// `open_mutex`.
-    pub(crate) fn rescan_partitions(&self) -> Result {
-        // SAFETY: The disk is live; `bdev_disk_changed` needs `open_mutex`.
-        unsafe {
-            let m = &raw mut (*self.as_raw()).open_mutex;
-            bindings::mutex_lock(m);
-            let ret = bindings::bdev_disk_changed(self.as_raw(), false);
-            bindings::mutex_unlock(m);
-            to_result(ret)
-        }
-    }
-
-    /// Rescans partitions from [`DiskOperations::release`], where the
-    /// disk's `open_mutex` is held.
-    pub(crate) fn rescan_partitions_in_release(&self) -> Result {
-        // SAFETY: The disk is live and `release` holds `open_mutex`.
-        to_result(unsafe { bindings::bdev_disk_changed(self.as_raw(), false) })
-    }
-
-    /// The logical block size of the queue.
-    pub(crate) fn logical_block_size(&self) -> u32 {
-        // SAFETY: The queue of a live disk is valid; limits are read
-        // without the lock, like `queue_logical_block_size()`.
-        unsafe { (*self.queue()).limits.logical_block_size }
-    }
-
-    /// The discard limit in sectors (`bdev_max_discard_sectors()`).
-    pub(crate) fn max_discard_sectors(&self) -> u32 {
-        // SAFETY: As in `logical_block_size`.
-        unsafe { (*self.queue()).limits.max_discard_sectors }
-    }
-
-    /// Updates the queue limits (`queue_limits_start_update()` and
-    /// `queue_limits_commit_update()`). Freeze the queue around it when I/O
-    /// may be in flight.
-    pub(crate) fn update_limits(&self, f: impl FnOnce(&mut Limits)) -> Result {
-        let q = self.queue();
-        // SAFETY: The queue is valid; `limits_lock` guards `limits`, and
-        // `queue_limits_commit_update` releases it.
-        unsafe {
-            bindings::mutex_lock(&raw mut (*q).limits_lock);
-            let mut lim = Limits((*q).limits);
-            f(&mut lim);
-            to_result(bindings::queue_limits_commit_update(q, &mut lim.0))
-        }
-    }
-
-    /// Updates the queue limits if `limits_lock` is free, without waiting:
-    /// for the I/O path, which must not wait for a limits update that itself
-    /// waits for the I/O to drain. Returns whether it updated them.
-    pub(crate) fn try_update_limits(&self, f: impl FnOnce(&mut Limits)) -> bool {
-        let q = self.queue();
-        // SAFETY: The queue is valid; `limits_lock` guards `limits`, and
-        // `queue_limits_commit_update` releases it.
-        unsafe {
-            if bindings::mutex_trylock(&raw mut (*q).limits_lock) == 0 {
-                return false;
-            }
-            let mut lim = Limits((*q).limits);
-            f(&mut lim);
-            bindings::queue_limits_commit_update(q, &mut lim.0) == 0
-        }
-    }
-
-    /// Updates the queue limits with the queue frozen, in the block layer's
-    /// lock order (`limits_lock`, then the freeze), and runs `frozen` after
-    /// a successful update, before the queue is unfrozen.
-    pub(crate) fn update_limits_frozen(
-        &self,
-        f: impl FnOnce(&mut Limits),
-        frozen: impl FnOnce(),
-    ) -> Result {
-        let q = self.queue();
-        // SAFETY: The queue is valid; `limits_lock` guards `limits`, and
-        // `queue_limits_commit_update` releases it.
-        let mut lim = unsafe {
-            bindings::mutex_lock(&raw mut (*q).limits_lock);
-            Limits((*q).limits)
-        };
-        f(&mut lim);
-        let _freeze = self.freeze();
-        // SAFETY: `limits_lock` is held since the copy above.
-        to_result(unsafe { bindings::queue_limits_commit_update(q, &mut lim.0) })?;
-        frozen();
-        Ok(())
-    }
-
-    /// Freezes the queue: waits for I/O in flight and holds back new I/O
-    /// until the guard is dropped (`blk_mq_freeze_queue()`).
-    pub(crate) fn freeze(&self) -> QueueFreeze<'_, T> {
-        let noio = NoIoScope::enter();
-        // SAFETY: The queue is valid; the guard unfreezes it.
-        unsafe { bindings::blk_mq_freeze_queue_nomemsave(self.queue()) };
-        QueueFreeze {
-            disk: self,
-            _noio: noio,
-        }
-    }
-}
-
-/// A frozen queue, unfrozen on drop.
-pub(crate) struct QueueFreeze<'a, T: DiskOperations> {
-    disk: &'a Disk<T>,
-    _noio: NoIoScope,
-}
-
-impl<T: DiskOperations> Drop for QueueFreeze<'_, T> {
-    fn drop(&mut self) {
-        // SAFETY: The queue was frozen by `Disk::freeze`.
-        unsafe { bindings::blk_mq_unfreeze_queue_nomemrestore(self.disk.queue()) };
-    }
-}
-
-/// A block device of a disk of `T`, as an ioctl sees it.
-///
-/// # Invariants
-///
-/// Wraps a block device open for the duration of the borrow, whose disk is
-/// a live disk of `T`.
-#[repr(transparent)]
-pub(crate) struct BlockDevice<T: DiskOperations>(Opaque<bindings::block_device>, PhantomData<T>);
-
-impl<T: DiskOperations> BlockDevice<T> {
-    fn as_raw(&self) -> *mut bindings::block_device {
-        self.0.get()
-    }
-
-    /// The disk.
-    pub(crate) fn disk(&self) -> &Disk<T> {
-        // SAFETY: By the type invariant, `bd_disk` is a live disk of `T`.
-        unsafe { Disk::from_raw((*self.as_raw()).bd_disk) }
-    }
-
-    /// The device number.
-    pub(crate) fn dev(&self) -> u32 {
-        // SAFETY: The block device is open.
-        unsafe { (*self.as_raw()).bd_dev }
-    }
-
-    /// Writes back the device's dirty page cache (`sync_blockdev()`).
-    pub(crate) fn sync(&self) {
-        // SAFETY: The block device is open.
-        unsafe { bindings::sync_blockdev(self.as_raw()) };
-    }
-
-    /// Drops the device's clean page cache (`invalidate_bdev()`).
-    pub(crate) fn invalidate(&self) {
-        // SAFETY: The block device is open.
-        unsafe { bindings::invalidate_bdev(self.as_raw()) };
-    }
-
-    /// Claims the device as a temporary exclusive holder, unless the opener
-    /// already holds it exclusively (`bd_prepare_to_claim()`). The claim is
-    /// abandoned when the guard is dropped.
-    pub(crate) fn claim(&self, mode: OpenMode) -> Result<BdevClaim<'_, T>> {
-        if mode.exclusive() {
-            return Ok(BdevClaim { bdev: None });
-        }
-        // SAFETY: The block device is open; the holder is a unique address
-        // of this module.
-        to_result(unsafe {
-            bindings::bd_prepare_to_claim(self.as_raw(), claim_holder(), core::ptr::null())
-        })?;
-        Ok(BdevClaim { bdev: Some(self) })
-    }
-}
-
-fn claim_holder() -> *mut c_void {
-    static HOLDER: u8 = 0;
-    core::ptr::from_ref(&HOLDER).cast_mut().cast()
-}
-
-/// A pending exclusive claim of a block device.
-pub(crate) struct BdevClaim<'a, T: DiskOperations> {
-    bdev: Option<&'a BlockDevice<T>>,
-}
-
-impl<T: DiskOperations> Drop for BdevClaim<'_, T> {
-    fn drop(&mut self) {
-        if let Some(bdev) = self.bdev {
-            // SAFETY: `claim` prepared this claim with this holder.
-            unsafe { bindings::bd_abort_claiming(bdev.as_raw(), claim_holder()) };
-        }
-    }
 }
 
 /// A disk of `T`, added to the system until dropped.
@@ -467,24 +96,22 @@ impl<T: DiskOperations> GenDisk<T> {
             },
             GFP_KERNEL,
         )?;
-        let queue_data = queue_data.into_foreign();
+        let queue_data = ScopeGuard::new_with_data(queue_data.into_foreign(), |data| {
+            // SAFETY: `data` came from `into_foreign` just above, and no
+            // disk was allocated with it.
+            drop(unsafe { T::QueueData::from_foreign(data) });
+        });
         // SAFETY: The tag set is live; `lim` is a valid limits template.
         let disk = from_err_ptr(unsafe {
             bindings::__blk_mq_alloc_disk(
                 tag_set.as_raw(),
                 &mut lim.0,
-                queue_data,
+                *queue_data,
                 kernel::static_lock_class!().as_ptr(),
             )
-        });
-        let disk = match disk {
-            Ok(disk) => disk,
-            Err(e) => {
-                // SAFETY: Not handed to the block layer.
-                drop(unsafe { T::QueueData::from_foreign(queue_data) });
-                return Err(e);
-            }
-        };
+        })?;
+        // The queue has it; `private_data` will own it.
+        let queue_data = queue_data.dismiss();
         // SAFETY: `disk` is a new, not yet added disk that we own.
         unsafe {
             (*disk).major = params.major as c_int;
@@ -500,28 +127,23 @@ impl<T: DiskOperations> GenDisk<T> {
             }
             ffi::rloop_disk_set_partition_scan(disk, params.partition_scan);
         }
-        let name = {
-            // SAFETY: The disk is ours until added.
-            let buf = unsafe { &mut (*disk).disk_name };
-            NullTerminatedFormatter::new(buf)
-                .ok_or(EINVAL)
-                .and_then(|mut w| fmt::Write::write_fmt(&mut w, params.name).map_err(|_| EINVAL))
-        };
-        let ret = name.and_then(|()| {
-            // SAFETY: The disk is set up; `add_disk` registers it.
-            to_result(unsafe {
-                bindings::device_add_disk(core::ptr::null_mut(), disk, core::ptr::null_mut())
-            })
-        });
-        if let Err(e) = ret {
+        let not_added = ScopeGuard::new(move || {
             // SAFETY: The disk was never added, so `free_disk` will not run
             // for it: release its data here, then the disk itself.
             unsafe {
                 DiskPrivate::release::<T>((*disk).private_data);
                 bindings::put_disk(disk);
             }
-            return Err(e);
-        }
+        });
+        // SAFETY: The disk is ours until added.
+        let buf = unsafe { &mut (*disk).disk_name };
+        let mut name = NullTerminatedFormatter::new(buf).ok_or(EINVAL)?;
+        fmt::Write::write_fmt(&mut name, params.name).map_err(|_| EINVAL)?;
+        // SAFETY: The disk is set up; `add_disk` registers it.
+        to_result(unsafe {
+            bindings::device_add_disk(core::ptr::null_mut(), disk, core::ptr::null_mut())
+        })?;
+        not_added.dismiss();
         // INVARIANT: Set up and added above.
         Ok(Self {
             // SAFETY: `from_err_ptr` returned a valid pointer.
@@ -532,7 +154,8 @@ impl<T: DiskOperations> GenDisk<T> {
 
     /// The disk.
     pub(crate) fn disk(&self) -> &Disk<T> {
-        // SAFETY: The disk stays live while `self` exists.
+        // SAFETY: By the type invariant, the disk was set up for `T` and
+        // added; it is freed no earlier than `drop`, after this borrow.
         unsafe { Disk::from_raw(self.disk.as_ptr()) }
     }
 }
@@ -551,9 +174,9 @@ impl<T: DiskOperations> Drop for GenDisk<T> {
 
 /// What `gendisk->private_data` points to: the disk's and the queue's data,
 /// as `into_foreign()` returned them.
-struct DiskPrivate {
-    disk_data: *mut c_void,
-    queue_data: *mut c_void,
+pub(super) struct DiskPrivate {
+    pub(super) disk_data: *mut c_void,
+    pub(super) queue_data: *mut c_void,
 }
 
 impl DiskPrivate {
@@ -574,12 +197,6 @@ impl DiskPrivate {
     }
 }
 
-/// A `Sync` wrapper for a C operations table.
-#[repr(transparent)]
-struct AssertSync<T>(T);
-// SAFETY: The table is immutable and only read by C code.
-unsafe impl<T> Sync for AssertSync<T> {}
-
 struct DiskVTable<T: DiskOperations>(PhantomData<T>);
 
 impl<T: DiskOperations> DiskVTable<T> {
@@ -596,32 +213,38 @@ impl<T: DiskOperations> DiskVTable<T> {
 
     /// # Safety
     ///
-    /// Called by the block layer for a live disk of `T`.
+    /// Called by the block layer for a disk of `T` set up by
+    /// [`GenDisk::new`], which it does not free during the call.
     unsafe extern "C" fn open(disk: *mut bindings::gendisk, mode: bindings::blk_mode_t) -> c_int {
-        // SAFETY: The disk is live during the call.
+        // SAFETY: By this function's contract, the disk meets the `Disk`
+        // invariants during the call.
         let disk = unsafe { Disk::<T>::from_raw(disk) };
         from_result(|| T::open(disk, OpenMode(mode)).map(|()| 0))
     }
 
     /// # Safety
     ///
-    /// Called by the block layer for a live disk of `T`, under its
-    /// `open_mutex`.
+    /// As for `open`, with the disk's `open_mutex` held by the caller.
     unsafe extern "C" fn release(disk: *mut bindings::gendisk) {
-        // SAFETY: The disk is live during the call.
-        T::release(unsafe { Disk::<T>::from_raw(disk) });
+        // SAFETY: As in `open`.
+        let disk = unsafe { Disk::<T>::from_raw(disk) };
+        // SAFETY: By this function's contract, `open_mutex` is held for
+        // the call.
+        T::release(&unsafe { OpenLockedDisk::new(disk) });
     }
 
     /// # Safety
     ///
-    /// Called by the block layer for an open block device of a disk of `T`.
+    /// Called by the block layer, in an ioctl, for a block device of a disk
+    /// of `T` that stays open during the call.
     unsafe extern "C" fn ioctl(
         bdev: *mut bindings::block_device,
         mode: bindings::blk_mode_t,
         cmd: c_uint,
         arg: c_ulong,
     ) -> c_int {
-        // SAFETY: The device is open during the call.
+        // SAFETY: `BlockDevice` is a transparent wrapper; by this function's
+        // contract the device meets its invariants during the call.
         let bdev = unsafe { &*bdev.cast::<BlockDevice<T>>() };
         from_result(|| T::ioctl(bdev, OpenMode(mode), cmd, arg))
     }
@@ -635,7 +258,7 @@ impl<T: DiskOperations> DiskVTable<T> {
         cmd: c_uint,
         arg: c_ulong,
     ) -> c_int {
-        // SAFETY: The device is open during the call.
+        // SAFETY: As in `ioctl`.
         let bdev = unsafe { &*bdev.cast::<BlockDevice<T>>() };
         // SAFETY: `compat_ptr()` only converts a number.
         let arg = unsafe { ffi::rloop_compat_ptr(arg as u32) } as usize;
@@ -650,14 +273,5 @@ impl<T: DiskOperations> DiskVTable<T> {
         // SAFETY: The data were set up by `GenDisk::new` and are released
         // only here; nothing uses the disk any more.
         unsafe { DiskPrivate::release::<T>((*disk).private_data) };
-    }
-}
-
-impl<T: DiskOperations> super::Request<T> {
-    /// The disk the request was queued to.
-    pub(crate) fn disk(&self) -> &Disk<T> {
-        // SAFETY: An owned request's queue belongs to a live disk of `T`,
-        // which outlives the request.
-        unsafe { Disk::from_raw((*(*self.as_raw()).q).disk) }
     }
 }

@@ -14,7 +14,7 @@ use kernel::{
         atomic::{Acquire, Atomic, Relaxed, Release},
         Arc, ArcBorrow,
     },
-    types::ForeignOwnable,
+    types::{ForeignOwnable, ScopeGuard},
 };
 
 /// Creates devices on demand, when a node of the major without a disk is
@@ -46,26 +46,25 @@ impl<P: Probe> BlockMajor<P> {
     /// Registers `major` as `name`; opening a missing device of it calls
     /// `probe`. A module may hold one registration at a time.
     pub(crate) fn register(major: u32, name: &'static CStr, probe: Arc<P>) -> Result<Self> {
-        let data = probe.into_foreign();
+        let data = ScopeGuard::new_with_data(probe.into_foreign(), |data| {
+            // SAFETY: `data` came from `into_foreign` just above, and no
+            // probe can have borrowed it: the major was not registered.
+            drop(unsafe { Arc::<P>::from_foreign(data) });
+        });
         if PROBE_DATA
-            .cmpxchg(core::ptr::null_mut(), data, Release)
+            .cmpxchg(core::ptr::null_mut(), *data, Release)
             .is_err()
         {
-            // SAFETY: `data` came from `into_foreign` just above.
-            drop(unsafe { Arc::<P>::from_foreign(data) });
             return Err(EBUSY);
         }
+        let published = ScopeGuard::new(|| PROBE_DATA.store(core::ptr::null_mut(), Relaxed));
         // SAFETY: `name` is a static C string; the callback is valid for
         // as long as the registration.
-        let ret = to_result(unsafe {
+        to_result(unsafe {
             bindings::__register_blkdev(major, name.as_char_ptr(), Some(probe_callback::<P>))
-        });
-        if let Err(e) = ret {
-            PROBE_DATA.store(core::ptr::null_mut(), Relaxed);
-            // SAFETY: `data` came from `into_foreign` and was never used.
-            drop(unsafe { Arc::<P>::from_foreign(data) });
-            return Err(e);
-        }
+        })?;
+        published.dismiss();
+        data.dismiss();
         // INVARIANT: Registered above.
         Ok(Self {
             major,

@@ -5,13 +5,12 @@
 //! C header: [`include/linux/blk-mq.h`](srctree/include/linux/blk-mq.h)
 
 use super::{
-    bvec::{BvecIter, BvecTable, Direction},
+    bvec::{BvecIter, BvecTable, IterDir},
+    disk::Disk,
+    gen_disk::DiskOperations,
     tag_set::Operations,
 };
-use crate::{
-    file_io::{FileIo, IoOwner},
-    helpers_ffi as ffi,
-};
+use crate::helpers_ffi as ffi;
 use core::{marker::PhantomData, mem::ManuallyDrop, ptr::NonNull};
 use kernel::{bindings, prelude::*, types::ForeignOwnable};
 
@@ -54,7 +53,8 @@ impl Status {
 
 /// A started request that the driver owns, until it ends or completes it.
 ///
-/// Dropping a `Request` without [`Request::end`] or [`Request::complete`]
+/// Dropping a `Request` without [`Request::end`] or
+/// [`Request::complete_inline`]
 /// ends it with `BLK_STS_IOERR`, so that no request is ever lost.
 ///
 /// # Invariants
@@ -205,13 +205,16 @@ impl<T: Operations> Request<T> {
         unsafe { bindings::blk_mq_end_request(rq, status.0) };
     }
 
-    /// Completes the request here and now: [`Operations::complete`] runs on
-    /// the current CPU, in the current context, which may be hard IRQ.
+    /// Runs the driver's completion, [`Operations::complete`], here and
+    /// now: on the current CPU, in the current context, which may be hard
+    /// IRQ.
     ///
-    /// Unlike `blk_mq_complete_request()`, this does not send the
-    /// completion back to the submitting CPU. A loop request ends where its
-    /// backing I/O ends, and bouncing it costs an IPI or a softirq per I/O.
-    pub(crate) fn complete(self) {
+    /// This is not `blk_mq_complete_request()`: the completion is not sent
+    /// back to the submitting CPU (a loop request ends where its backing
+    /// I/O ends, and bouncing it costs an IPI or a softirq per I/O). Nor is
+    /// `blk_should_fake_timeout()` consulted first, as loop.c does, so the
+    /// `fail_io_timeout` fault injection does not apply.
+    pub(crate) fn complete_inline(self) {
         T::complete(self)
     }
 
@@ -220,8 +223,9 @@ impl<T: Operations> Request<T> {
     /// `blk_mq_requeue_request()`), as loop does for a short read.
     pub(crate) fn requeue_rest(self, done: u32) {
         let rq = self.into_raw();
-        // SAFETY: We owned the request; `done` is at most its size, so the
-        // request is not finished and may be requeued.
+        // SAFETY: We owned the started request (type invariant), and give
+        // it back: requeued if `blk_update_request` left bytes in it, ended
+        // otherwise, whatever `done` is.
         unsafe {
             if bindings::blk_update_request(rq, Status::OK.0, done) {
                 bindings::blk_mq_requeue_request(rq, true);
@@ -269,6 +273,28 @@ impl<T: Operations> Request<T> {
         let pdu = core::ptr::from_ref(self.data()).cast::<u8>();
         // SAFETY: By `RequestField`, `OFFSET` is within the PDU.
         unsafe { NonNull::new_unchecked(pdu.add(T::OFFSET).cast_mut().cast()) }
+    }
+}
+
+impl<T: DiskOperations> Request<T> {
+    /// The disk the request was queued to.
+    pub(crate) fn disk(&self) -> &Disk<T> {
+        // SAFETY: Only `GenDisk::new` makes queues on a tag set of `T`, so
+        // the request's queue has a disk of `T`, which is freed only after
+        // the queue's last request has ended, after this borrow.
+        unsafe { Disk::from_raw((*(*self.as_raw()).q).disk) }
+    }
+}
+
+impl<T: Operations + RequestField<BvecTable>> Request<T> {
+    /// Builds an iterator over the request's pages for a transfer in
+    /// `dir`, using the request's [`BvecTable`] for a request of several
+    /// bios. It describes the request's memory only while the request is
+    /// owned by the driver (see [`BvecIter`]).
+    pub(crate) fn bvec_iter(&self, dir: IterDir) -> Result<BvecIter> {
+        // SAFETY: By the type invariant the request is started and owned by
+        // us; the table is the one in its data.
+        unsafe { BvecIter::new(self.as_raw(), &*self.field::<BvecTable>().as_ptr(), dir) }
     }
 }
 
@@ -338,32 +364,3 @@ macro_rules! impl_request_field {
     };
 }
 pub(crate) use impl_request_field;
-
-// SAFETY: `into_file_io` and `from_file_io` convert between a request token
-// and the `FileIo` embedded in its data, one to one, and the request's pages
-// and vector table, which `bvec_iter` describes, stay valid while the token
-// is given up.
-unsafe impl<T> IoOwner for Request<T>
-where
-    T: Operations + RequestField<FileIo> + RequestField<BvecTable>,
-{
-    fn bvec_iter(&self, dir: Direction) -> Result<BvecIter> {
-        Request::bvec_iter(self, dir)
-    }
-
-    fn into_file_io(self) -> NonNull<FileIo> {
-        let io = self.field::<FileIo>();
-        let _ = self.into_raw();
-        io
-    }
-
-    unsafe fn from_file_io(io: NonNull<FileIo>) -> Self {
-        // SAFETY: `io` came from `into_file_io`, whose token it stands for.
-        unsafe { Self::from_field(io) }
-    }
-
-    fn io_done(self, _result: isize) {
-        // The result stays in the `FileIo` for `Operations::complete`.
-        self.complete();
-    }
-}

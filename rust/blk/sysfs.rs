@@ -10,7 +10,7 @@
 //! [`AttributeGroup`] describes such a directory once per driver, and a
 //! [`GroupRegistration`] shows it on one disk until dropped.
 
-use super::gen_disk::{Disk, DiskOperations};
+use super::{disk::Disk, gen_disk::DiskOperations};
 use crate::helpers_ffi as ffi;
 use core::{fmt, marker::PhantomData, ptr::NonNull};
 use kernel::{bindings, error::to_result, ffi::c_char, prelude::*, str::CStr, sync::Arc};

@@ -70,7 +70,7 @@ pub(crate) trait Operations: Sized + 'static {
     /// with `is_last == false`: blk-mq found it had no more for now.
     fn commit_rqs(queue_data: <Self::QueueData as ForeignOwnable>::Borrowed<'_>, hw_queue: u32);
 
-    /// Ends a request whose work is done, from [`Request::complete`], in
+    /// Ends a request whose work is done, from [`Request::complete_inline`], in
     /// any context including hard IRQ: it must not sleep.
     fn complete(rq: Request<Self>);
 }
