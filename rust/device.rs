@@ -57,14 +57,15 @@ pub(crate) struct LoopDevice {
     more_workers: KVec<SetOnce<WorkerBox>>,
     /// The NOWAIT fast path is enabled (`nowait=1` when created).
     nowait: bool,
-    /// The published target takes the NOWAIT path: a hint, read without
-    /// the `io` lock, so that `queue_rq` skips the attempt for a target
-    /// that would refuse it.
+    /// `nowait` of the target in `io`: a copy, read without the `io` lock,
+    /// so that `queue_rq` skips the attempt for a target that would refuse
+    /// it. The attempt takes the lock and checks the target itself.
     nowait_target: Atomic<bool>,
-    /// `config.state`, for the two readers that must not wait for the
-    /// config lock, where loop.c reads `lo_state` with `READ_ONCE()`:
-    /// `queue_rq` and `LOOP_CTL_GET_FREE`. Updated by `publish`.
-    published_state: Atomic<u32>,
+    /// The [`State`], the one copy of it: changed only under `config`
+    /// ([`Self::set_state`]), read without it where loop.c reads
+    /// `lo_state` with `READ_ONCE()`: by `queue_rq`, `LOOP_CTL_GET_FREE`
+    /// and the loop-on-loop check.
+    state: Atomic<u32>,
     driver: Arc<Driver>,
 }
 
@@ -89,7 +90,6 @@ impl LoopDevice {
             try_pin_init!(Self {
                 index,
                 config <- new_mutex!(Config {
-                    state: State::Unbound,
                     flags: 0,
                     binding: None,
                     dio_refusal_logged: false,
@@ -99,7 +99,7 @@ impl LoopDevice {
                 more_workers,
                 nowait,
                 nowait_target: Atomic::new(false),
-                published_state: Atomic::new(State::Unbound as u32),
+                state: Atomic::new(State::Unbound as u32),
                 driver,
             }),
             GFP_KERNEL,

@@ -253,7 +253,7 @@ fn submit_nowait(dev: &LoopDevice, rq: Request<LoopOps>) -> Option<Request<LoopO
     let Some(_scope) = SubmitterScope::try_enter() else {
         return Some(rq);
     };
-    let Some(target) = dev.io_target().filter(|t| t.bound && t.nowait) else {
+    let Some(target) = dev.bound_target().filter(|t| t.nowait) else {
         return Some(rq);
     };
     if op == Op::Write && target.read_only() {

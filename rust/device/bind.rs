@@ -44,7 +44,7 @@ impl LoopDevice {
         let disk = bdev.disk();
 
         let mut cfg = self.config.lock();
-        if cfg.state != State::Unbound {
+        if self.state() != State::Unbound {
             return Err(EBUSY);
         }
         self.validate_backing_file(&file, bdev)?;
@@ -104,12 +104,12 @@ impl LoopDevice {
         let capacity = geometry::capacity_sectors(size, config.info.offset, config.info.sizelimit);
         disk.set_capacity_and_notify(capacity);
 
-        cfg.state = State::Bound;
         if self.driver.part_shift != 0 {
             flags |= LO_FLAGS_PARTSCAN;
         }
         cfg.flags = flags;
         self.publish(&cfg);
+        self.set_state(&mut cfg, State::Bound);
         // After publishing, so that the files never show a device without
         // its backing file.
         let sysfs = match GroupRegistration::new(disk, self.driver.attrs.clone()) {
@@ -148,7 +148,7 @@ impl LoopDevice {
                 return Err(EBADF);
             }
             let other = self.driver.find(self.driver.index_of(dev)).ok_or(EINVAL)?;
-            let target = other.io_target().filter(|t| t.bound).ok_or(EINVAL)?;
+            let target = other.bound_target().ok_or(EINVAL)?;
             rdev = BackingFile::from_file(target.file).block_device_number();
         }
         if !file.is_regular() && !file.is_block_device() {
@@ -193,9 +193,7 @@ impl LoopDevice {
         // is not needed.
         let _validate = is_loop_device(&file).then(|| self.driver.validate_lock.lock());
         let mut cfg = self.config.lock();
-        if cfg.state != State::Bound {
-            return Err(ENXIO);
-        }
+        self.bound(&cfg)?;
         if cfg.flags & LO_FLAGS_READ_ONLY == 0 {
             return Err(EINVAL);
         }

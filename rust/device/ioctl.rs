@@ -103,14 +103,14 @@ impl LoopDevice {
     fn clr_fd(&self, disk: &Disk<LoopOps>) -> Result {
         let _validate = self.driver.validate_lock.lock();
         let mut cfg = self.config.lock();
-        if cfg.state != State::Bound {
+        if self.state() != State::Bound {
             return Err(ENXIO);
         }
         cfg.flags |= LO_FLAGS_AUTOCLEAR;
-        if disk.openers() == 1 {
-            cfg.state = State::Rundown;
-        }
         self.publish(&cfg);
+        if disk.openers() == 1 {
+            self.set_state(&mut cfg, State::Rundown);
+        }
         Ok(())
     }
 
@@ -118,10 +118,7 @@ impl LoopDevice {
     fn set_status(&self, bdev: &BlockDevice<LoopOps>, info: &LoopInfo64) -> Result {
         let disk = bdev.disk();
         let mut cfg = self.config.lock();
-        let (offset, sizelimit) = match &cfg.binding {
-            Some(b) if cfg.state == State::Bound => (b.offset, b.sizelimit),
-            _ => return Err(ENXIO),
-        };
+        let (offset, sizelimit) = self.bound(&cfg).map(|b| (b.offset, b.sizelimit))?;
         let size_changed = offset != info.offset || sizelimit != info.sizelimit;
         if size_changed {
             bdev.sync();
@@ -169,10 +166,7 @@ impl LoopDevice {
     fn get_status(&self) -> Result<LoopInfo64> {
         let (mut info, file) = {
             let cfg = self.config.lock();
-            let b = match &cfg.binding {
-                Some(b) if cfg.state == State::Bound => b,
-                _ => return Err(ENXIO),
-            };
+            let b = self.bound(&cfg)?;
             let mut info = LoopInfo64::zeroed();
             info.number = self.index;
             info.offset = b.offset;
@@ -206,10 +200,7 @@ impl LoopDevice {
     /// `loop_set_capacity`.
     fn set_capacity(&self, disk: &Disk<LoopOps>) -> Result {
         let cfg = self.config.lock();
-        let binding = match &cfg.binding {
-            Some(b) if cfg.state == State::Bound => b,
-            _ => return Err(ENXIO),
-        };
+        let binding = self.bound(&cfg)?;
         disk.set_capacity_and_notify(binding.capacity());
         Ok(())
     }
@@ -217,10 +208,7 @@ impl LoopDevice {
     /// `loop_set_dio`.
     fn set_direct_io(&self, disk: &Disk<LoopOps>, on: bool) -> Result {
         let mut cfg = self.config.lock();
-        let binding = match &cfg.binding {
-            Some(b) if cfg.state == State::Bound => b,
-            _ => return Err(ENXIO),
-        };
+        let binding = self.bound(&cfg)?;
         if (cfg.flags & LO_FLAGS_DIRECT_IO != 0) == on {
             return Ok(());
         }
@@ -243,10 +231,7 @@ impl LoopDevice {
         let disk = bdev.disk();
         let _claim = bdev.claim(mode)?;
         let mut cfg = self.config.lock();
-        let dio_align = match &cfg.binding {
-            Some(b) if cfg.state == State::Bound => b.dio_align,
-            _ => return Err(ENXIO),
-        };
+        let dio_align = self.bound(&cfg)?.dio_align;
         // 0 selects the default, as at configure time.
         let size = match size {
             0 => dio::default_block_size(cfg.flags & LO_FLAGS_DIRECT_IO != 0, dio_align),

@@ -2,8 +2,13 @@
 
 //! The state machine of a device, and what of it the I/O path sees.
 //!
-//! The state and the binding change under `config`; [`LoopDevice::publish`]
-//! copies what the I/O path and sysfs read into `io`, a spinlock.
+//! The state is stored once, in [`LoopDevice::state`]: an atomic, so that
+//! `queue_rq`, `LOOP_CTL_GET_FREE` and the loop-on-loop check read it
+//! without the config lock (loop.c reads `lo_state` with `READ_ONCE()`
+//! there), and changed only under `config`, so that who holds that lock
+//! sees it stable. The binding changes under `config` too;
+//! [`LoopDevice::publish`] copies what the I/O path and sysfs read of it
+//! into `io`, a spinlock, before a change of state makes it visible.
 
 use super::{binding::Binding, LoopDevice};
 use crate::{blk::Disk, io::LoopOps, uapi::*};
@@ -29,9 +34,21 @@ pub(crate) enum State {
     Deleting,
 }
 
-/// The configuration of a device, under its `config` lock.
+impl State {
+    /// The state stored as `value` by [`LoopDevice::set_state`].
+    fn from_u32(value: u32) -> Self {
+        match value {
+            0 => Self::Unbound,
+            1 => Self::Bound,
+            2 => Self::Rundown,
+            _ => Self::Deleting,
+        }
+    }
+}
+
+/// The configuration of a device, under its `config` lock. Its state is
+/// [`LoopDevice::state`], which changes only with this held.
 pub(super) struct Config {
-    pub(super) state: State,
     pub(super) flags: u32,
     pub(super) binding: Option<Binding>,
     /// A refusal of direct I/O was logged for the current binding.
@@ -43,8 +60,6 @@ pub(super) struct Config {
 /// can be in flight (binding, final close).
 #[derive(Clone)]
 pub(crate) struct IoTarget {
-    /// The device is `Bound`, not detaching (loop.c's `lo_state` checks).
-    pub(crate) bound: bool,
     pub(crate) file: ARef<File>,
     pub(crate) offset: u64,
     pub(crate) sizelimit: u64,
@@ -64,6 +79,39 @@ impl IoTarget {
 }
 
 impl LoopDevice {
+    /// The device's state. Stable while `config` is held.
+    pub(super) fn state(&self) -> State {
+        // Pairs with `set_state`: a state read here comes with the target
+        // published before it.
+        State::from_u32(self.state.load(Acquire))
+    }
+
+    /// Moves the device to `state`; `cfg` proves the config lock is held.
+    /// After [`Self::publish`] for a move to `Bound`, so that a request
+    /// taken then finds its target.
+    pub(super) fn set_state(&self, _cfg: &mut Config, state: State) {
+        self.state.store(state as u32, Release);
+    }
+
+    /// The configuration's binding if the device is `Bound`, else `ENXIO`
+    /// (loop.c's `lo_state != Lo_bound` checks under `lo_mutex`).
+    pub(super) fn bound<'a>(&self, cfg: &'a Config) -> Result<&'a Binding> {
+        match &cfg.binding {
+            Some(b) if self.state() == State::Bound => Ok(b),
+            _ => Err(ENXIO),
+        }
+    }
+
+    /// The I/O target, if the device is `Bound`: for the loop-on-loop
+    /// check and the NOWAIT path, which take no config lock.
+    pub(crate) fn bound_target(&self) -> Option<IoTarget> {
+        match self.state() {
+            State::Bound => self.io_target(),
+            _ => None,
+        }
+    }
+
+    /// Whether `queue_rq` may try direct I/O itself, with `IOCB_NOWAIT`:
     /// the bound target allows it. The attempt checks the target again.
     pub(crate) fn nowait(&self) -> bool {
         self.nowait_target.load(Relaxed)
@@ -78,46 +126,44 @@ impl LoopDevice {
     /// the config lock, which a bind may hold across slow work: a race
     /// only makes the caller create a new device, as in loop.c.
     pub(crate) fn is_free(&self) -> bool {
-        self.published_state.load(Relaxed) == State::Unbound as u32
+        self.state() == State::Unbound
     }
 
     /// Whether `queue_rq` takes requests (loop.c: `lo_state == Lo_bound`).
     /// Those it took are served even if the device starts detaching
     /// before the worker gets to them.
     pub(crate) fn accepts_io(&self) -> bool {
-        // Pairs with `publish`: a request taken here finds the target.
-        self.published_state.load(Acquire) == State::Bound as u32
+        self.state() == State::Bound
     }
 
     /// Marks an unbound device for deletion (`LOOP_CTL_REMOVE`), unless it
     /// is bound or open. `ENODEV` if another removal got there first.
     pub(crate) fn start_deleting(&self, disk: &Disk<LoopOps>) -> Result {
         let mut cfg = self.config.lock();
-        if cfg.state == State::Deleting {
+        let state = self.state();
+        if state == State::Deleting {
             return Err(ENODEV);
         }
-        if cfg.state != State::Unbound || disk.openers() > 0 {
+        if state != State::Unbound || disk.openers() > 0 {
             return Err(EBUSY);
         }
-        cfg.state = State::Deleting;
-        self.publish(&cfg);
+        self.set_state(&mut cfg, State::Deleting);
         Ok(())
     }
 
-    /// Makes the bound I/O view match the configuration.
+    /// Makes the I/O view match the configuration: the target in `io`,
+    /// and its lock-free copy of `nowait`.
     pub(super) fn publish(&self, cfg: &Config) {
         let target = cfg.binding.as_ref().map(|b| IoTarget {
-            bound: cfg.state == State::Bound,
             file: b.file.file().clone(),
             offset: b.offset,
             sizelimit: b.sizelimit,
             flags: cfg.flags,
             nowait: self.nowait && cfg.flags & LO_FLAGS_DIRECT_IO != 0 && b.file.can_nowait(),
         });
-        let nowait = target.as_ref().is_some_and(|t| t.bound && t.nowait);
+        let nowait = target.as_ref().is_some_and(|t| t.nowait);
         self.nowait_target.store(nowait, Relaxed);
         let old = core::mem::replace(&mut *self.io.lock(), target);
-        self.published_state.store(cfg.state as u32, Release);
         // The old file reference is dropped outside the spinlock.
         drop(old);
     }
@@ -126,7 +172,8 @@ impl LoopDevice {
 
     /// `lo_open`.
     pub(crate) fn open(&self) -> Result {
-        match self.config.lock().state {
+        let _cfg = self.config.lock();
+        match self.state() {
             State::Deleting | State::Rundown => Err(ENXIO),
             _ => Ok(()),
         }
@@ -139,11 +186,10 @@ impl LoopDevice {
         }
         let need_clear = {
             let mut cfg = self.config.lock();
-            if cfg.state == State::Bound && cfg.flags & LO_FLAGS_AUTOCLEAR != 0 {
-                cfg.state = State::Rundown;
-                self.publish(&cfg);
+            if self.state() == State::Bound && cfg.flags & LO_FLAGS_AUTOCLEAR != 0 {
+                self.set_state(&mut cfg, State::Rundown);
             }
-            cfg.state == State::Rundown
+            self.state() == State::Rundown
         };
         if need_clear {
             self.clear(disk);
@@ -193,8 +239,8 @@ impl LoopDevice {
             if self.driver.part_shift == 0 {
                 disk.set_partition_scan(false);
             }
-            cfg.state = State::Unbound;
             self.publish(&cfg);
+            self.set_state(&mut cfg, State::Unbound);
         }
         // The file reference and the module reference go last, outside
         // the config lock: fput() may take open_mutex of another disk.
