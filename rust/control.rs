@@ -12,8 +12,7 @@
 
 use crate::{
     blk::{tag_set::flags, AttributeGroup, DiskParams, GenDisk, Probe, TagSet},
-    device::LoopDevice,
-    io::LoopOps,
+    device::{DeviceParams, DeviceSet, LoopDevice, LoopOps},
     misc::MiscIoctl,
     status,
     uapi::{dev_minor, LOOP_CTL_ADD, LOOP_CTL_GET_FREE, LOOP_CTL_REMOVE, MINOR_BITS},
@@ -36,18 +35,17 @@ struct Entry {
 /// Driver-wide settings and state.
 #[pin_data]
 pub(crate) struct Driver {
-    /// loop.c's `loop_validate_mutex`: held while a loop-on-loop chain is
-    /// checked and while a device is marked for detach.
+    /// loop.c's `loop_validate_mutex`: see [`DeviceSet::validate_lock`].
     #[pin]
-    pub(crate) validate_lock: Mutex<()>,
+    validate_lock: Mutex<()>,
     #[pin]
     ctl_lock: Mutex<()>,
     #[pin]
     devices: Mutex<KVec<Entry>>,
     /// The `loop/` sysfs group of every device.
-    pub(crate) attrs: Arc<AttributeGroup<LoopOps>>,
+    attrs: Arc<AttributeGroup<LoopOps>>,
     /// Minor bits of each device for its partitions (from `max_part`).
-    pub(crate) part_shift: u32,
+    part_shift: u32,
     /// `hw_queue_depth`.
     queue_depth: u32,
     /// `nr_hw_queues`: hardware queues, and so workers, per device.
@@ -87,12 +85,12 @@ impl Driver {
 
     /// The index of the device that minor number `dev` (a `dev_t` of the
     /// loop major) belongs to, partitions included.
-    pub(crate) fn index_of(&self, dev: u32) -> u32 {
+    fn index_of(&self, dev: u32) -> u32 {
         dev_minor(dev) >> self.part_shift
     }
 
     /// The device of `index`, if it exists.
-    pub(crate) fn find(&self, index: u32) -> Option<Arc<LoopDevice>> {
+    fn find(&self, index: u32) -> Option<Arc<LoopDevice>> {
         self.devices
             .lock()
             .iter()
@@ -119,7 +117,13 @@ impl Driver {
             .filter(|m| m >> self.part_shift == index && *m < 1 << MINOR_BITS)
             .ok_or(EINVAL)?;
 
-        let dev = LoopDevice::new(index, self.nr_hw_queues, self.nowait, self.clone())?;
+        let params = DeviceParams {
+            nr_hw_queues: self.nr_hw_queues,
+            nowait: self.nowait,
+            part_shift: self.part_shift,
+            attrs: self.attrs.clone(),
+        };
+        let dev = LoopDevice::new(index, params, self.clone())?;
         // The NOWAIT fast path calls into file systems from `queue_rq`,
         // which may sleep even with `IOCB_NOWAIT` (allocations).
         let blocking = if self.nowait { flags::BLOCKING } else { 0 };
@@ -215,6 +219,16 @@ impl Driver {
                 None => break,
             }
         }
+    }
+}
+
+impl DeviceSet for Driver {
+    fn validate_lock(&self) -> &Mutex<()> {
+        &self.validate_lock
+    }
+
+    fn find_by_number(&self, dev: u32) -> Option<Arc<LoopDevice>> {
+        self.find(self.index_of(dev))
     }
 }
 

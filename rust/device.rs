@@ -20,19 +20,27 @@
 //! One file per concern: [`state`] (the state machine, what the I/O path
 //! sees, teardown), [`bind`] (`LOOP_CONFIGURE`, `LOOP_CHANGE_FD` and the
 //! loop-on-loop check), [`binding`] (what a bound device holds), [`ioctl`]
-//! (the other ioctls and user copies), [`sysfs`] and [`workers`].
+//! (the other ioctls and user copies), [`sysfs`], [`workers`] and [`ops`]
+//! (the block layer's entry points).
+//!
+//! A device knows nothing of the control device that creates it: what it
+//! needs of the set of devices comes through [`DeviceSet`] and
+//! [`DeviceParams`].
 
 mod bind;
 mod binding;
 mod ioctl;
+mod ops;
 mod state;
 mod sysfs;
 mod workers;
 
+pub(crate) use ops::LoopOps;
 pub(crate) use state::IoTarget;
 pub(crate) use sysfs::ATTRS;
+pub(crate) use workers::PendingList;
 
-use crate::{control::Driver, hw_queues};
+use crate::{blk::AttributeGroup, hw_queues};
 use kernel::{
     new_mutex, new_spinlock,
     prelude::*,
@@ -40,6 +48,29 @@ use kernel::{
 };
 use state::{Config, State};
 use workers::{new_worker, start_workers, WorkerBox};
+
+/// What a device needs of the set of devices it belongs to.
+pub(crate) trait DeviceSet: Send + Sync {
+    /// loop.c's `loop_validate_mutex`: held while a loop-on-loop chain is
+    /// checked and while a device is marked for detach.
+    fn validate_lock(&self) -> &Mutex<()>;
+
+    /// The device that loop device number `dev` (a `dev_t` of the loop
+    /// major, partitions included) belongs to, if it exists.
+    fn find_by_number(&self, dev: u32) -> Option<Arc<LoopDevice>>;
+}
+
+/// The driver-wide settings a new device is made with.
+pub(crate) struct DeviceParams {
+    /// Hardware queues, and so workers, to start with.
+    pub(crate) nr_hw_queues: u32,
+    /// `nowait=1`: direct I/O may be tried from `queue_rq` first.
+    pub(crate) nowait: bool,
+    /// Minor bits of each device for its partitions (from `max_part`).
+    pub(crate) part_shift: u32,
+    /// The `loop/` sysfs group, registered while the device is bound.
+    pub(crate) attrs: Arc<AttributeGroup<LoopOps>>,
+}
 
 /// One `/dev/loopN`.
 #[pin_data]
@@ -66,18 +97,28 @@ pub(crate) struct LoopDevice {
     /// `lo_state` with `READ_ONCE()`: by `queue_rq`, `LOOP_CTL_GET_FREE`
     /// and the loop-on-loop check.
     state: Atomic<u32>,
-    driver: Arc<Driver>,
+    /// Minor bits for partitions: partitions are scanned if not 0.
+    part_shift: u32,
+    /// The `loop/` sysfs group.
+    attrs: Arc<AttributeGroup<LoopOps>>,
+    /// The set this device belongs to.
+    set: Arc<dyn DeviceSet>,
 }
 
 impl LoopDevice {
-    /// A new, unbound device `index`, with a worker for each of its
-    /// `nr_hw_queues` hardware queues.
+    /// A new, unbound device `index` of `set`, with a worker for each of
+    /// its hardware queues.
     pub(crate) fn new(
         index: u32,
-        nr_hw_queues: u32,
-        nowait: bool,
-        driver: Arc<Driver>,
+        params: DeviceParams,
+        set: Arc<dyn DeviceSet>,
     ) -> Result<Arc<Self>> {
+        let DeviceParams {
+            nr_hw_queues,
+            nowait,
+            part_shift,
+            attrs,
+        } = params;
         let first_worker = new_worker(index, 0)?;
         // Room for as many queues as the sysfs attribute may ask for.
         let max = hw_queues::hw_queue_count(0, kernel::cpu::nr_cpu_ids()).unwrap_or(1);
@@ -100,7 +141,9 @@ impl LoopDevice {
                 nowait,
                 nowait_target: Atomic::new(false),
                 state: Atomic::new(State::Unbound as u32),
-                driver,
+                part_shift,
+                attrs,
+                set,
             }),
             GFP_KERNEL,
         )

@@ -2,6 +2,9 @@
 
 //! The I/O path: blk-mq operations, the per-device worker, and completion.
 //!
+//! It reads the device ([`crate::device`]): whether it takes I/O, its
+//! target and its workers; the device knows nothing of it.
+//!
 //! Driver logic: no `unsafe` here.
 //!
 //! ```text
@@ -28,11 +31,9 @@
 use crate::{
     blk::{
         bvec::{BvecTable, Direction},
-        impl_request_field, with_plug, AttributeSpec, BlockDevice, Disk, DiskAttributes,
-        DiskOperations, Op, OpenMode, Operations, Request, RequestList, RequestListNode, Status,
-        SysfsOutput,
+        impl_request_field, with_plug, Op, Operations, Request, RequestListNode, Status,
     },
-    device::{IoTarget, LoopDevice, ATTRS},
+    device::{IoTarget, LoopDevice, LoopOps, PendingList},
     file_io::{falloc, BackingFile, FileIo, IoMode},
     kthread::{Drain, DrainWorker},
     memalloc::LoopWorkerScope,
@@ -44,9 +45,6 @@ use kernel::{
     prelude::*,
     sync::{aref::ARef, Arc, ArcBorrow},
 };
-
-/// The loop driver's blk-mq and block device operations.
-pub(crate) struct LoopOps;
 
 /// Per-request data (loop.c's `struct loop_cmd`), reused for every I/O of
 /// the request, so the I/O path allocates nothing.
@@ -85,7 +83,7 @@ impl Operations for LoopOps {
             Some(rq)
         };
         if let Some(rq) = rq {
-            worker.data().pending.push(rq);
+            worker.data().push(rq);
         }
         if is_last {
             kick_if_pending(worker);
@@ -115,7 +113,7 @@ impl Operations for LoopOps {
                 let worker = dev.worker(rq.hw_queue());
                 // A list that held requests was kicked, or will be at the
                 // end of its batch.
-                if worker.data().pending.push(rq) {
+                if worker.data().push(rq) {
                     worker.kick();
                 }
             }
@@ -129,22 +127,7 @@ impl Operations for LoopOps {
     }
 }
 
-/// A hardware queue's requests on their way to its worker.
-pub(crate) struct HwQueue {
-    /// Queued, not yet taken by the worker.
-    pending: RequestList<LoopOps>,
-}
-
-impl HwQueue {
-    /// A queue with nothing pending.
-    pub(crate) fn new() -> Self {
-        Self {
-            pending: RequestList::new(),
-        }
-    }
-}
-
-impl Drain for HwQueue {
+impl Drain for PendingList {
     /// `loop_process_work`: the requests queued so far, oldest first.
     /// Those queued meanwhile come with a kick of their own, which runs
     /// this again, after the worker has had a chance to reschedule.
@@ -158,7 +141,7 @@ impl Drain for HwQueue {
             // and flags change only with the queue frozen, so not while
             // these requests are in flight.
             let mut target = None;
-            for rq in self.pending.take_all() {
+            for rq in self.take_all() {
                 let target = target.get_or_insert_with(|| rq.queue_data().io_target());
                 handle_request(rq, target.as_ref());
             }
@@ -169,8 +152,8 @@ impl Drain for HwQueue {
 /// Wakes the worker for what its queue holds: requests queued earlier in
 /// a batch, even if the last one took the NOWAIT path. An empty queue
 /// needs no wake-up; whoever adds to it next kicks.
-fn kick_if_pending(worker: &DrainWorker<HwQueue>) {
-    if !worker.data().pending.is_empty() {
+fn kick_if_pending(worker: &DrainWorker<PendingList>) {
+    if !worker.data().is_empty() {
         worker.kick();
     }
 }
@@ -307,37 +290,4 @@ fn fallocate(rq: &Request<LoopOps>, file: ARef<File>, mode: i32, pos: i64) -> is
 fn finish_sync(rq: Request<LoopOps>, ret: isize) {
     rq.data().io.set_result(status::sync_result(ret));
     rq.complete();
-}
-
-impl DiskOperations for LoopOps {
-    type DiskData = Arc<LoopDevice>;
-
-    fn open(disk: &Disk<Self>, _mode: OpenMode) -> Result {
-        disk.data().open()
-    }
-
-    fn release(disk: &Disk<Self>) {
-        disk.data().release(disk)
-    }
-
-    fn ioctl(bdev: &BlockDevice<Self>, mode: OpenMode, cmd: u32, arg: usize) -> Result<i32> {
-        bdev.disk().data().ioctl(bdev, mode, cmd, arg)
-    }
-
-    fn compat_ioctl(bdev: &BlockDevice<Self>, mode: OpenMode, cmd: u32, arg: usize) -> Result<i32> {
-        bdev.disk().data().compat_ioctl(bdev, mode, cmd, arg)
-    }
-}
-
-impl DiskAttributes for LoopOps {
-    const GROUP_NAME: &'static CStr = c"loop";
-    const ATTRS: &'static [AttributeSpec] = ATTRS;
-
-    fn show(disk: &Disk<Self>, index: usize, out: &mut SysfsOutput<'_>) -> Result {
-        disk.data().show_attr(disk, index, out)
-    }
-
-    fn store(disk: &Disk<Self>, index: usize, input: &[u8]) -> Result {
-        disk.data().store_attr(disk, index, input)
-    }
 }

@@ -7,14 +7,13 @@ use super::{
     binding::{set_limits, Binding},
     ioctl::validate_info,
     state::State,
-    LoopDevice,
+    LoopDevice, LoopOps,
 };
 use crate::{
     blk::{BlockDevice, GroupRegistration, OpenMode},
     dio::{self, DioInputs},
     file_io::BackingFile,
     geometry,
-    io::LoopOps,
     module_ref::ModuleRef,
     uapi::{self, *},
 };
@@ -40,7 +39,7 @@ impl LoopDevice {
         // Only a loop device as backing file has a chain to check, and only
         // then does loop.c take its global lock: binds of other devices do
         // not wait for this one's fsync.
-        let _validate = is_loop_device(&file).then(|| self.driver.validate_lock.lock());
+        let _validate = is_loop_device(&file).then(|| self.set.validate_lock().lock());
         let disk = bdev.disk();
 
         let mut cfg = self.config.lock();
@@ -104,7 +103,7 @@ impl LoopDevice {
         let capacity = geometry::capacity_sectors(size, config.info.offset, config.info.sizelimit);
         disk.set_capacity_and_notify(capacity);
 
-        if self.driver.part_shift != 0 {
+        if self.part_shift != 0 {
             flags |= LO_FLAGS_PARTSCAN;
         }
         cfg.flags = flags;
@@ -112,7 +111,7 @@ impl LoopDevice {
         self.set_state(&mut cfg, State::Bound);
         // After publishing, so that the files never show a device without
         // its backing file.
-        let sysfs = match GroupRegistration::new(disk, self.driver.attrs.clone()) {
+        let sysfs = match GroupRegistration::new(disk, self.attrs.clone()) {
             Ok(reg) => Some(reg),
             Err(e) => {
                 // loop.c only warns when the group cannot be created.
@@ -147,7 +146,7 @@ impl LoopDevice {
             if dev == bdev.dev() {
                 return Err(EBADF);
             }
-            let other = self.driver.find(self.driver.index_of(dev)).ok_or(EINVAL)?;
+            let other = self.set.find_by_number(dev).ok_or(EINVAL)?;
             let target = other.bound_target().ok_or(EINVAL)?;
             rdev = BackingFile::from_file(target.file).block_device_number();
         }
@@ -191,7 +190,7 @@ impl LoopDevice {
         // As in `configure`. The chain check clones the files it looks at,
         // so loop.c's wait for checks in flight before the old file is put
         // is not needed.
-        let _validate = is_loop_device(&file).then(|| self.driver.validate_lock.lock());
+        let _validate = is_loop_device(&file).then(|| self.set.validate_lock().lock());
         let mut cfg = self.config.lock();
         self.bound(&cfg)?;
         if cfg.flags & LO_FLAGS_READ_ONLY == 0 {

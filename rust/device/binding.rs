@@ -3,13 +3,12 @@
 //! What a bound device holds, and the decisions made from it: direct I/O,
 //! capacity, queue limits.
 
-use super::{state::Config, LoopDevice};
+use super::{state::Config, LoopDevice, LoopOps};
 use crate::{
     blk::{features, Disk, GroupRegistration, Limits},
     dio::{self, DioInputs},
     file_io::BackingFile,
     geometry,
-    io::LoopOps,
     module_ref::ModuleRef,
     uapi::*,
 };

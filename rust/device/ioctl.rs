@@ -3,13 +3,12 @@
 //! `lo_ioctl` and `lo_compat_ioctl`: the dispatch, and every ioctl but the
 //! two that bind a file ([`super::bind`]).
 
-use super::{binding::set_limits, state::State, LoopDevice};
+use super::{binding::set_limits, state::State, LoopDevice, LoopOps};
 use crate::{
     blk::{BlockDevice, Disk, OpenMode},
     capability::capable_sys_admin,
     dio,
     file_io::BackingFile,
-    io::LoopOps,
     uapi::{self, *},
 };
 use kernel::{
@@ -101,7 +100,7 @@ impl LoopDevice {
 
     /// `loop_clr_fd`: detaches lazily, at the last close.
     fn clr_fd(&self, disk: &Disk<LoopOps>) -> Result {
-        let _validate = self.driver.validate_lock.lock();
+        let _validate = self.set.validate_lock().lock();
         let mut cfg = self.config.lock();
         if self.state() != State::Bound {
             return Err(ENXIO);

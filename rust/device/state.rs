@@ -10,8 +10,8 @@
 //! [`LoopDevice::publish`] copies what the I/O path and sysfs read of it
 //! into `io`, a spinlock, before a change of state makes it visible.
 
-use super::{binding::Binding, LoopDevice};
-use crate::{blk::Disk, io::LoopOps, uapi::*};
+use super::{binding::Binding, LoopDevice, LoopOps};
+use crate::{blk::Disk, uapi::*};
 use kernel::{
     fs::File,
     prelude::*,
@@ -236,7 +236,7 @@ impl LoopDevice {
         {
             let mut cfg = self.config.lock();
             cfg.flags = 0;
-            if self.driver.part_shift == 0 {
+            if self.part_shift == 0 {
                 disk.set_partition_scan(false);
             }
             self.publish(&cfg);

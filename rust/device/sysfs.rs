@@ -2,12 +2,11 @@
 
 //! `/sys/block/loopN/loop/`: loop.c's attributes, and `nr_hw_queues`.
 
-use super::{workers::start_workers, LoopDevice};
+use super::{workers::start_workers, LoopDevice, LoopOps};
 use crate::{
     blk::{AttributeSpec, Disk, SysfsOutput},
     file_io::BackingFile,
     hw_queues,
-    io::LoopOps,
     uapi::*,
 };
 use core::fmt::Write;

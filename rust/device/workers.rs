@@ -2,16 +2,49 @@
 
 //! The worker threads of a device, one per hardware queue.
 
-use super::LoopDevice;
-use crate::{io::HwQueue, kthread::DrainWorker};
+use super::{LoopDevice, LoopOps};
+use crate::{
+    blk::{request_list::RequestBatch, Request, RequestList},
+    kthread::DrainWorker,
+};
 use kernel::{prelude::*, sync::SetOnce};
 
+/// A hardware queue's requests on their way to its worker: what the
+/// worker drains. The I/O path implements the draining (`Drain`).
+pub(crate) struct PendingList {
+    list: RequestList<LoopOps>,
+}
+
+impl PendingList {
+    /// A list with nothing pending.
+    fn new() -> Self {
+        Self {
+            list: RequestList::new(),
+        }
+    }
+
+    /// Adds `rq`. Returns whether the list was empty.
+    pub(crate) fn push(&self, rq: Request<LoopOps>) -> bool {
+        self.list.push(rq)
+    }
+
+    /// Whether nothing is pending.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.list.is_empty()
+    }
+
+    /// The requests queued so far, oldest first.
+    pub(crate) fn take_all(&self) -> RequestBatch<LoopOps> {
+        self.list.take_all()
+    }
+}
+
 /// A hardware queue's worker, which must not move.
-pub(super) type WorkerBox = Pin<KBox<DrainWorker<HwQueue>>>;
+pub(super) type WorkerBox = Pin<KBox<DrainWorker<PendingList>>>;
 
 impl LoopDevice {
     /// The worker of hardware queue `hw_queue`.
-    pub(crate) fn worker(&self, hw_queue: u32) -> &DrainWorker<HwQueue> {
+    pub(crate) fn worker(&self, hw_queue: u32) -> &DrainWorker<PendingList> {
         // Every queue's worker is started before blk-mq has the queue; the
         // fallback keeps that an assumption, not a bug.
         match hw_queue
@@ -25,7 +58,7 @@ impl LoopDevice {
     }
 
     /// Every worker started so far.
-    pub(super) fn workers(&self) -> impl Iterator<Item = &DrainWorker<HwQueue>> {
+    pub(super) fn workers(&self) -> impl Iterator<Item = &DrainWorker<PendingList>> {
         let more = self.more_workers.iter().filter_map(SetOnce::as_ref);
         Iterator::chain(core::iter::once(&self.first_worker), more).map(|w| &**w)
     }
@@ -38,7 +71,7 @@ pub(super) fn new_worker(index: u32, queue: u32) -> Result<WorkerBox> {
         0 => kernel::str::CString::try_from_fmt(fmt!("loop{index}"))?,
         _ => kernel::str::CString::try_from_fmt(fmt!("loop{index}.{queue}"))?,
     };
-    KBox::try_pin_init(DrainWorker::new(&name, HwQueue::new()), GFP_KERNEL)
+    KBox::try_pin_init(DrainWorker::new(&name, PendingList::new()), GFP_KERNEL)
 }
 
 /// Starts the workers that the first `nr` hardware queues of device
