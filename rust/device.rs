@@ -40,7 +40,7 @@ pub(crate) use state::IoTarget;
 pub(crate) use sysfs::ATTRS;
 pub(crate) use workers::PendingList;
 
-use crate::{blk::AttributeGroup, hw_queues};
+use crate::{blk::AttributeGroup, hw_queues, uapi::LoFlags};
 use kernel::{
     new_mutex, new_spinlock,
     prelude::*,
@@ -131,7 +131,7 @@ impl LoopDevice {
             try_pin_init!(Self {
                 index,
                 config <- new_mutex!(Config {
-                    flags: 0,
+                    flags: LoFlags::empty(),
                     binding: None,
                     dio_refusal_logged: false,
                 }),

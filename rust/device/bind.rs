@@ -47,21 +47,21 @@ impl LoopDevice {
             return Err(EBUSY);
         }
         self.validate_backing_file(&file, bdev)?;
-        if config.info.flags & !CONFIGURE_SETTABLE_FLAGS != 0 {
+        if !LoFlags::CONFIGURE_SETTABLE.contains(config.info.flags) {
             return Err(EINVAL);
         }
         validate_info(&config.info)?;
 
         let mut flags = config.info.flags;
         if !file.is_writable() || !mode.write() || !file.has_write_iter() {
-            flags |= LO_FLAGS_READ_ONLY;
+            flags.insert(LoFlags::READ_ONLY);
         }
         if file.opened_direct() {
-            flags |= LO_FLAGS_DIRECT_IO;
+            flags.insert(LoFlags::DIRECT_IO);
         }
         let dio_align = file.dio_alignment();
         let block_size = match config.block_size {
-            0 => dio::default_block_size(flags & LO_FLAGS_DIRECT_IO != 0, dio_align),
+            0 => dio::default_block_size(flags.contains(LoFlags::DIRECT_IO), dio_align),
             bs => bs,
         };
         // Invalid block sizes fail here, before anything changes.
@@ -69,7 +69,7 @@ impl LoopDevice {
 
         disk.suppress_uevents(true);
         disk.force_media_change();
-        disk.set_read_only(flags & LO_FLAGS_READ_ONLY != 0);
+        disk.set_read_only(flags.contains(LoFlags::READ_ONLY));
         let saved_gfp = file.restrict_gfp_mask();
         // Direct I/O may be turned on: write the page cache back first, so
         // that the individual I/Os need not. Its result does not matter,
@@ -83,9 +83,9 @@ impl LoopDevice {
             offset: config.info.offset,
         };
         cfg.dio_refusal_logged = false;
-        if flags & LO_FLAGS_DIRECT_IO != 0 {
+        if flags.contains(LoFlags::DIRECT_IO) {
             if let Err(why) = dio::can_use_dio(&dio_inputs) {
-                flags &= !LO_FLAGS_DIRECT_IO;
+                flags.remove(LoFlags::DIRECT_IO);
                 self.log_dio_refusal(&mut cfg, why, &dio_inputs);
             }
         }
@@ -104,7 +104,7 @@ impl LoopDevice {
         disk.set_capacity_and_notify(capacity);
 
         if self.part_shift != 0 {
-            flags |= LO_FLAGS_PARTSCAN;
+            flags.insert(LoFlags::PARTSCAN);
         }
         cfg.flags = flags;
         self.publish(&cfg);
@@ -122,7 +122,7 @@ impl LoopDevice {
         if let Some(binding) = cfg.binding.as_mut() {
             binding.sysfs = sysfs;
         }
-        let partscan = flags & LO_FLAGS_PARTSCAN != 0;
+        let partscan = flags.contains(LoFlags::PARTSCAN);
         if partscan {
             disk.set_partition_scan(true);
         }
@@ -193,7 +193,7 @@ impl LoopDevice {
         let _validate = is_loop_device(&file).then(|| self.set.validate_lock().lock());
         let mut cfg = self.config.lock();
         self.bound(&cfg)?;
-        if cfg.flags & LO_FLAGS_READ_ONLY == 0 {
+        if !cfg.flags.contains(LoFlags::READ_ONLY) {
             return Err(EINVAL);
         }
         self.validate_backing_file(&file, bdev)?;
@@ -211,7 +211,7 @@ impl LoopDevice {
             let _frozen = disk.freeze();
             let mut flags = cfg.flags;
             if file.opened_direct() {
-                flags |= LO_FLAGS_DIRECT_IO;
+                flags.insert(LoFlags::DIRECT_IO);
             }
             let binding = cfg.binding.as_mut().ok_or(ENXIO)?;
             binding.file.restore_gfp_mask(binding.saved_gfp);
@@ -220,9 +220,9 @@ impl LoopDevice {
             let old = core::mem::replace(&mut binding.file, file);
             let inputs = binding.dio_inputs(lbs);
             cfg.dio_refusal_logged = false;
-            if flags & LO_FLAGS_DIRECT_IO != 0 {
+            if flags.contains(LoFlags::DIRECT_IO) {
                 if let Err(why) = dio::can_use_dio(&inputs) {
-                    flags &= !LO_FLAGS_DIRECT_IO;
+                    flags.remove(LoFlags::DIRECT_IO);
                     self.log_dio_refusal(&mut cfg, why, &inputs);
                 }
             }
@@ -230,7 +230,7 @@ impl LoopDevice {
             self.publish(&cfg);
             old
         };
-        Ok((old, cfg.flags & LO_FLAGS_PARTSCAN != 0))
+        Ok((old, cfg.flags.contains(LoFlags::PARTSCAN)))
     }
 }
 

@@ -74,11 +74,11 @@ impl LoopDevice {
 }
 
 /// `loop_update_limits`: block size, write cache, rotational and discard.
-pub(super) fn set_limits(lim: &mut Limits, file: &BackingFile, flags: u32, block_size: u32) {
+pub(super) fn set_limits(lim: &mut Limits, file: &BackingFile, flags: LoFlags, block_size: u32) {
     lim.set_block_size(block_size);
     lim.set_feature(
         features::WRITE_CACHE,
-        file.has_fsync() && flags & LO_FLAGS_READ_ONLY == 0,
+        file.has_fsync() && !flags.contains(LoFlags::READ_ONLY),
     );
     lim.set_feature(features::ROTATIONAL, file.is_rotational());
     let (max_discard, granularity) = file.discard_config();

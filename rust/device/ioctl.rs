@@ -105,7 +105,7 @@ impl LoopDevice {
         if self.state() != State::Bound {
             return Err(ENXIO);
         }
-        cfg.flags |= LO_FLAGS_AUTOCLEAR;
+        cfg.flags.insert(LoFlags::AUTOCLEAR);
         self.publish(&cfg);
         if disk.openers() == 1 {
             self.set_state(&mut cfg, State::Rundown);
@@ -129,18 +129,19 @@ impl LoopDevice {
             let _frozen = disk.freeze();
             validate_info(info)?;
             let flags = cfg.flags;
-            partscan = flags & LO_FLAGS_PARTSCAN == 0 && info.flags & LO_FLAGS_PARTSCAN != 0;
-            let mut flags = flags & !SET_STATUS_CLEARABLE_FLAGS;
-            flags |= info.flags & SET_STATUS_SETTABLE_FLAGS;
+            partscan = !flags.contains(LoFlags::PARTSCAN) && info.flags.contains(LoFlags::PARTSCAN);
+            let mut flags = flags;
+            flags.remove(LoFlags::SET_STATUS_CLEARABLE);
+            flags.insert(info.flags.intersection(LoFlags::SET_STATUS_SETTABLE));
             let lbs = disk.logical_block_size();
             let binding = cfg.binding.as_mut().ok_or(ENXIO)?;
             binding.offset = info.offset;
             binding.sizelimit = info.sizelimit;
             binding.file_name = stored_file_name(&info.file_name);
-            if flags & LO_FLAGS_DIRECT_IO != 0 {
+            if flags.contains(LoFlags::DIRECT_IO) {
                 let inputs = binding.dio_inputs(lbs);
                 if let Err(why) = dio::can_use_dio(&inputs) {
-                    flags &= !LO_FLAGS_DIRECT_IO;
+                    flags.remove(LoFlags::DIRECT_IO);
                     self.log_dio_refusal(&mut cfg, why, &inputs);
                 }
             }
@@ -208,7 +209,7 @@ impl LoopDevice {
     fn set_direct_io(&self, disk: &Disk<LoopOps>, on: bool) -> Result {
         let mut cfg = self.config.lock();
         let binding = self.bound(&cfg)?;
-        if (cfg.flags & LO_FLAGS_DIRECT_IO != 0) == on {
+        if cfg.flags.contains(LoFlags::DIRECT_IO) == on {
             return Ok(());
         }
         if on {
@@ -220,7 +221,7 @@ impl LoopDevice {
             let _ = binding.file.fsync();
         }
         let _frozen = disk.freeze();
-        cfg.flags ^= LO_FLAGS_DIRECT_IO;
+        cfg.flags.toggle(LoFlags::DIRECT_IO);
         self.publish(&cfg);
         Ok(())
     }
@@ -233,7 +234,7 @@ impl LoopDevice {
         let dio_align = self.bound(&cfg)?.dio_align;
         // 0 selects the default, as at configure time.
         let size = match size {
-            0 => dio::default_block_size(cfg.flags & LO_FLAGS_DIRECT_IO != 0, dio_align),
+            0 => dio::default_block_size(cfg.flags.contains(LoFlags::DIRECT_IO), dio_align),
             size => size,
         };
         if disk.logical_block_size() == size {
@@ -244,16 +245,16 @@ impl LoopDevice {
         let flags = cfg.flags;
         let binding = cfg.binding.as_ref().ok_or(ENXIO)?;
         let inputs = binding.dio_inputs(size);
-        let refusal = match flags & LO_FLAGS_DIRECT_IO {
-            0 => None,
-            _ => dio::can_use_dio(&inputs).err(),
+        let refusal = match flags.contains(LoFlags::DIRECT_IO) {
+            false => None,
+            true => dio::can_use_dio(&inputs).err(),
         };
         let file = BackingFile::from_file(binding.file.file().clone());
         disk.update_limits_frozen(
             |lim| set_limits(lim, &file, flags, size),
             || {
                 if let Some(why) = refusal {
-                    cfg.flags &= !LO_FLAGS_DIRECT_IO;
+                    cfg.flags.remove(LoFlags::DIRECT_IO);
                     self.log_dio_refusal(&mut cfg, why, &inputs);
                 }
                 self.publish(&cfg);

@@ -49,7 +49,7 @@ impl State {
 /// The configuration of a device, under its `config` lock. Its state is
 /// [`LoopDevice::state`], which changes only with this held.
 pub(super) struct Config {
-    pub(super) flags: u32,
+    pub(super) flags: LoFlags,
     pub(super) binding: Option<Binding>,
     /// A refusal of direct I/O was logged for the current binding.
     pub(super) dio_refusal_logged: bool,
@@ -63,18 +63,18 @@ pub(crate) struct IoTarget {
     pub(crate) file: ARef<File>,
     pub(crate) offset: u64,
     pub(crate) sizelimit: u64,
-    pub(crate) flags: u32,
+    pub(crate) flags: LoFlags,
     /// Direct I/O may be tried with `IOCB_NOWAIT` from `queue_rq`.
     pub(crate) nowait: bool,
 }
 
 impl IoTarget {
     pub(crate) fn direct_io(&self) -> bool {
-        self.flags & LO_FLAGS_DIRECT_IO != 0
+        self.flags.contains(LoFlags::DIRECT_IO)
     }
 
     pub(crate) fn read_only(&self) -> bool {
-        self.flags & LO_FLAGS_READ_ONLY != 0
+        self.flags.contains(LoFlags::READ_ONLY)
     }
 }
 
@@ -159,7 +159,7 @@ impl LoopDevice {
             offset: b.offset,
             sizelimit: b.sizelimit,
             flags: cfg.flags,
-            nowait: self.nowait && cfg.flags & LO_FLAGS_DIRECT_IO != 0 && b.file.can_nowait(),
+            nowait: self.nowait && cfg.flags.contains(LoFlags::DIRECT_IO) && b.file.can_nowait(),
         });
         let nowait = target.as_ref().is_some_and(|t| t.nowait);
         self.nowait_target.store(nowait, Relaxed);
@@ -186,7 +186,7 @@ impl LoopDevice {
         }
         let need_clear = {
             let mut cfg = self.config.lock();
-            if self.state() == State::Bound && cfg.flags & LO_FLAGS_AUTOCLEAR != 0 {
+            if self.state() == State::Bound && cfg.flags.contains(LoFlags::AUTOCLEAR) {
                 self.set_state(&mut cfg, State::Rundown);
             }
             self.state() == State::Rundown
@@ -235,7 +235,7 @@ impl LoopDevice {
         }
         {
             let mut cfg = self.config.lock();
-            cfg.flags = 0;
+            cfg.flags = LoFlags::empty();
             if self.part_shift == 0 {
                 disk.set_partition_scan(false);
             }

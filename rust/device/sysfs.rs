@@ -56,7 +56,7 @@ impl LoopDevice {
         // Only the spinlock: the I/O target holds all of these, and the
         // config lock may be held across slow work, such as a bind's fsync.
         let target = self.io_target().ok_or(ENXIO)?;
-        let flag = |f: u32| u32::from(target.flags & f != 0);
+        let flag = |f: LoFlags| u32::from(target.flags.contains(f));
         match index {
             0 => {
                 let mut buf = KVec::from_elem(0u8, PATH_MAX, GFP_KERNEL)?;
@@ -66,9 +66,9 @@ impl LoopDevice {
             }
             1 => writeln!(out, "{}", target.offset),
             2 => writeln!(out, "{}", target.sizelimit),
-            3 => writeln!(out, "{}", flag(LO_FLAGS_AUTOCLEAR)),
-            4 => writeln!(out, "{}", flag(LO_FLAGS_PARTSCAN)),
-            5 => writeln!(out, "{}", flag(LO_FLAGS_DIRECT_IO)),
+            3 => writeln!(out, "{}", flag(LoFlags::AUTOCLEAR)),
+            4 => writeln!(out, "{}", flag(LoFlags::PARTSCAN)),
+            5 => writeln!(out, "{}", flag(LoFlags::DIRECT_IO)),
             _ => return Err(EINVAL),
         }
         .map_err(|_| EINVAL)

@@ -201,6 +201,32 @@ mod uapi;
 mod uapi_tests {
     use super::uapi::*;
 
+    #[test]
+    fn flags_have_the_abi_values() {
+        assert_eq!(LoFlags::READ_ONLY.bits(), 1);
+        assert_eq!(LoFlags::AUTOCLEAR.bits(), 4);
+        assert_eq!(LoFlags::PARTSCAN.bits(), 8);
+        assert_eq!(LoFlags::DIRECT_IO.bits(), 16);
+        assert_eq!(LoFlags::SET_STATUS_SETTABLE.bits(), 12);
+        assert_eq!(LoFlags::SET_STATUS_CLEARABLE.bits(), 4);
+        assert_eq!(LoFlags::CONFIGURE_SETTABLE.bits(), 29);
+    }
+
+    #[test]
+    fn flag_operations() {
+        let mut f = LoFlags::from_bits(0x100) | LoFlags::AUTOCLEAR;
+        assert!(f.contains(LoFlags::AUTOCLEAR));
+        assert!(!LoFlags::CONFIGURE_SETTABLE.contains(f));
+        f.remove(LoFlags::from_bits(0x100));
+        assert!(LoFlags::CONFIGURE_SETTABLE.contains(f));
+        f.insert(LoFlags::DIRECT_IO);
+        f.toggle(LoFlags::DIRECT_IO);
+        assert_eq!(f, LoFlags::AUTOCLEAR);
+        let only = f.intersection(LoFlags::SET_STATUS_SETTABLE);
+        assert_eq!(only, LoFlags::AUTOCLEAR);
+        assert_eq!(LoFlags::empty().bits(), 0);
+    }
+
     fn sample() -> LoopInfo64 {
         let mut info = LoopInfo64::zeroed();
         info.device = 0x0102_0304_0506_0708;
@@ -209,7 +235,7 @@ mod uapi_tests {
         info.offset = 4096;
         info.sizelimit = 1 << 20;
         info.number = 3;
-        info.flags = LO_FLAGS_AUTOCLEAR | LO_FLAGS_DIRECT_IO;
+        info.flags = LoFlags::AUTOCLEAR | LoFlags::DIRECT_IO;
         info.file_name[..4].copy_from_slice(b"/img");
         info.init = [9, 10];
         info
@@ -285,7 +311,7 @@ mod uapi_tests {
         assert_eq!(info.device, 0x700);
         assert_eq!(info.inode, 42);
         assert_eq!(info.offset, 4096);
-        assert_eq!(info.flags, 4);
+        assert_eq!(info.flags, LoFlags::AUTOCLEAR);
         assert_eq!(&info.file_name[..4], b"/img");
         // loop.c drops the encryption type and the size limit.
         assert_eq!(info.encrypt_type, 0);
@@ -329,7 +355,7 @@ mod uapi_tests {
         info.inode = 77;
         info.rdevice = 0x0102;
         info.offset = 512;
-        info.flags = 16;
+        info.flags = LoFlags::DIRECT_IO;
         info.file_name[0] = b'x';
         let raw = info64_to_compat(&info).unwrap();
         assert_eq!(raw.len(), 140);
