@@ -12,9 +12,9 @@
 
 use crate::{
     blk::{tag_set::flags, AttributeGroup, DiskParams, GenDisk, Probe, TagSet},
+    completion,
     device::{DeviceParams, DeviceSet, LoopDevice, LoopOps},
     misc::MiscIoctl,
-    status,
     uapi::{dev_minor, LOOP_CTL_ADD, LOOP_CTL_GET_FREE, LOOP_CTL_REMOVE, MINOR_BITS},
 };
 use kernel::{
@@ -257,7 +257,7 @@ impl MiscIoctl for LoopControl {
                 driver.remove(index).map(|()| 0)
             }
             LOOP_CTL_GET_FREE => driver.get_free().map(|i| i as isize),
-            _ => Err(Error::from_errno(-status::ENOSYS)),
+            _ => Err(Error::from_errno(-completion::ENOSYS)),
         }
     }
 }

@@ -33,11 +33,11 @@ use crate::{
         bvec::{BvecTable, Direction},
         impl_request_field, with_plug, Op, Operations, Request, RequestListNode, Status,
     },
+    completion,
     device::{IoTarget, LoopDevice, LoopOps, PendingList},
     file_io::{falloc, BackingFile, FileIo, IoMode},
     kthread::{Drain, DrainWorker},
     memalloc::LoopWorkerScope,
-    status,
     submitter::SubmitterScope,
 };
 use kernel::{
@@ -99,11 +99,11 @@ impl Operations for LoopOps {
         let io = &rq.data().io;
         let (is_read, ret, bytes) = (rq.op() == Op::Read, io.result(), rq.bytes());
         let completion = match io.was_nowait() {
-            true => status::nowait_completion(is_read, ret, bytes),
-            false => status::completion(is_read, ret, bytes),
+            true => completion::nowait_completion(is_read, ret, bytes),
+            false => completion::completion(is_read, ret, bytes),
         };
         match completion {
-            status::Completion::Resubmit => {
+            completion::Completion::Resubmit => {
                 // Once on the list, the request may end before the kick.
                 // Holding its queue keeps the device, and the worker: an
                 // `Arc` would not do, as its last drop here, maybe in IRQ,
@@ -117,9 +117,9 @@ impl Operations for LoopOps {
                     worker.kick();
                 }
             }
-            status::Completion::Done(errno) => rq.end(Status::from_errno(errno)),
-            status::Completion::RetryRest(done) => rq.requeue_rest(done),
-            status::Completion::ZeroFillAndFail => {
+            completion::Completion::Done(errno) => rq.end(Status::from_errno(errno)),
+            completion::Completion::RetryRest(done) => rq.requeue_rest(done),
+            completion::Completion::ZeroFillAndFail => {
                 rq.zero_fill();
                 rq.end(Status::ioerr());
             }
@@ -262,14 +262,14 @@ fn submit_nowait(dev: &LoopDevice, rq: Request<LoopOps>) -> Option<Request<LoopO
 fn fallocate(rq: &Request<LoopOps>, file: ARef<File>, mode: i32, pos: i64) -> isize {
     let disk = rq.disk();
     if disk.max_discard_sectors() == 0 {
-        return -(status::EOPNOTSUPP as isize);
+        return -(completion::EOPNOTSUPP as isize);
     }
     let file = BackingFile::from_file(file);
     let ret = file
         .fallocate(mode | falloc::KEEP_SIZE, pos, i64::from(rq.bytes()))
         .err()
         .map_or(0, |e| e.to_errno() as isize);
-    if ret == -(status::EOPNOTSUPP as isize) {
+    if ret == -(completion::EOPNOTSUPP as isize) {
         // Configured in the hope that fallocate works; it does not, so stop
         // advertising it, and the error is seen once. Without waiting for
         // `limits_lock`: a limits update under way waits for this request
@@ -288,6 +288,6 @@ fn fallocate(rq: &Request<LoopOps>, file: ARef<File>, mode: i32, pos: i64) -> is
 /// Completes a request handled without a kiocb, with loop.c's rule for
 /// such results: `EOPNOTSUPP` stays, any other error is an I/O error.
 fn finish_sync(rq: Request<LoopOps>, ret: isize) {
-    rq.data().io.set_result(status::sync_result(ret));
+    rq.data().io.set_result(completion::sync_result(ret));
     rq.complete();
 }

@@ -10,15 +10,17 @@
 //! `kthread`, `file_io`, `misc`, `memalloc`, `module_ref`, `capability`,
 //! `submitter`.
 //! Driver logic, without `unsafe`: `control`, `device`, `io`. Kernel-free
-//! logic, also tested on the host: `geometry`, `dio`, `status`, `uapi`.
+//! logic, also tested on the host: `capacity`, `completion`, `dio`,
+//! `hw_queues`, `uapi`.
 
 mod blk;
 mod capability;
+mod capacity;
+mod completion;
 mod control;
 mod device;
 mod dio;
 mod file_io;
-mod geometry;
 mod helpers_ffi;
 mod hw_queues;
 mod io;
@@ -27,7 +29,6 @@ mod memalloc;
 mod misc;
 mod module_param;
 mod module_ref;
-mod status;
 mod submitter;
 mod uapi;
 

@@ -11,9 +11,9 @@ use super::{
 };
 use crate::{
     blk::{BlockDevice, GroupRegistration, OpenMode},
+    capacity,
     dio::{self, DioInputs},
     file_io::BackingFile,
-    geometry,
     module_ref::ModuleRef,
     uapi::{self, *},
 };
@@ -100,7 +100,7 @@ impl LoopDevice {
             sysfs: None,
             _module: module,
         });
-        let capacity = geometry::capacity_sectors(size, config.info.offset, config.info.sizelimit);
+        let capacity = capacity::capacity_sectors(size, config.info.offset, config.info.sizelimit);
         disk.set_capacity_and_notify(capacity);
 
         if self.part_shift != 0 {
@@ -199,7 +199,7 @@ impl LoopDevice {
         self.validate_backing_file(&file, bdev)?;
         let binding = cfg.binding.as_ref().ok_or(ENXIO)?;
         let new_size =
-            geometry::capacity_sectors(file.size().unwrap_or(0), binding.offset, binding.sizelimit);
+            capacity::capacity_sectors(file.size().unwrap_or(0), binding.offset, binding.sizelimit);
         if new_size != binding.capacity() {
             return Err(EINVAL);
         }

@@ -6,9 +6,9 @@
 use super::{state::Config, LoopDevice, LoopOps};
 use crate::{
     blk::{features, Disk, GroupRegistration, Limits},
+    capacity,
     dio::{self, DioInputs},
     file_io::BackingFile,
-    geometry,
     module_ref::ModuleRef,
     uapi::*,
 };
@@ -104,6 +104,6 @@ impl Binding {
     /// `lo_calculate_size` in sectors; a file whose size cannot be read
     /// counts as empty, as in loop.c.
     pub(super) fn capacity(&self) -> u64 {
-        geometry::capacity_sectors(self.file.size().unwrap_or(0), self.offset, self.sizelimit)
+        capacity::capacity_sectors(self.file.size().unwrap_or(0), self.offset, self.sizelimit)
     }
 }

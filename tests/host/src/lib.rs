@@ -5,13 +5,13 @@
 //! The module's kernel-free files are compiled here unchanged through
 //! `#[path]`, so `cargo test` checks the very code the module runs.
 
-#[path = "../../../rust/geometry.rs"]
+#[path = "../../../rust/capacity.rs"]
 #[allow(dead_code)]
-mod geometry;
+mod capacity;
 
 #[cfg(test)]
-mod geometry_tests {
-    use super::geometry::*;
+mod capacity_tests {
+    use super::capacity::*;
 
     #[test]
     fn capacity_is_file_size_in_sectors() {
@@ -129,13 +129,13 @@ mod dio_tests {
     }
 }
 
-#[path = "../../../rust/status.rs"]
+#[path = "../../../rust/completion.rs"]
 #[allow(dead_code)]
-mod status;
+mod completion;
 
 #[cfg(test)]
-mod status_tests {
-    use super::status::*;
+mod completion_tests {
+    use super::completion::*;
 
     #[test]
     fn errors_end_the_request_with_their_errno() {

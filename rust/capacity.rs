@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Size and block-size arithmetic of a loop device.
+//! The capacity of a loop device: loop.c's `get_size()`.
 //!
 //! Kernel-free: it uses only `core`, so host `cargo test` (tests/host)
 //! compiles this file unchanged.
