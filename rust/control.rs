@@ -12,8 +12,8 @@
 
 use crate::{
     blk::{tag_set::flags, AttributeGroup, DiskParams, GenDisk, Probe, TagSet},
-    completion,
     device::{DeviceParams, DeviceSet, LoopDevice, LoopOps},
+    errno,
     misc::MiscIoctl,
     uapi::{dev_minor, LOOP_CTL_ADD, LOOP_CTL_GET_FREE, LOOP_CTL_REMOVE, MINOR_BITS},
 };
@@ -257,7 +257,7 @@ impl MiscIoctl for LoopControl {
                 driver.remove(index).map(|()| 0)
             }
             LOOP_CTL_GET_FREE => driver.get_free().map(|i| i as isize),
-            _ => Err(Error::from_errno(-completion::ENOSYS)),
+            _ => Err(errno::enosys()),
         }
     }
 }

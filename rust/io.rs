@@ -35,6 +35,7 @@ use crate::{
     },
     completion,
     device::{IoTarget, LoopDevice, LoopOps, PendingList},
+    errno::eopnotsupp,
     file_io::{falloc, BackingFile, FileIo, IoMode},
     kthread::{Drain, DrainWorker},
     memalloc::LoopWorkerScope,
@@ -97,7 +98,8 @@ impl Operations for LoopOps {
     /// `lo_complete_rq`.
     fn complete(rq: Request<Self>) {
         let io = &rq.data().io;
-        let (is_read, ret, bytes) = (rq.op() == Op::Read, io.result(), rq.bytes());
+        let is_read = rq.op() == Op::Read;
+        let (ret, bytes) = (completion::io_result(io.result()), rq.bytes());
         let completion = match io.was_nowait() {
             true => completion::nowait_completion(is_read, ret, bytes),
             false => completion::completion(is_read, ret, bytes),
@@ -117,7 +119,8 @@ impl Operations for LoopOps {
                     worker.kick();
                 }
             }
-            completion::Completion::Done(errno) => rq.end(Status::from_errno(errno)),
+            completion::Completion::Done(Ok(())) => rq.end(Status::OK),
+            completion::Completion::Done(Err(e)) => rq.end(Status::from_errno(e.to_errno())),
             completion::Completion::RetryRest(done) => rq.requeue_rest(done),
             completion::Completion::ZeroFillAndFail => {
                 rq.zero_fill();
@@ -168,17 +171,17 @@ fn handle_request(rq: Request<LoopOps>, target: Option<&IoTarget>) {
     };
     let op = rq.op();
     if matches!(op, Op::Write | Op::Discard | Op::WriteZeroes) && target.read_only() {
-        finish_sync(rq, EIO.to_errno() as isize);
+        finish_sync(rq, Err(EIO));
         return;
     }
     if op == Op::Flush {
         let file = BackingFile::from_file(target.file.clone());
-        let ret = file.fsync().err().map_or(0, |e| e.to_errno() as isize);
+        let ret = file.fsync();
         return finish_sync(rq, ret);
     }
     // Flush requests have no position; every other one has.
     let Some(pos) = file_position(&rq, target) else {
-        return finish_sync(rq, EIO.to_errno() as isize);
+        return finish_sync(rq, Err(EIO));
     };
     match op {
         Op::Read | Op::Write => {
@@ -189,7 +192,7 @@ fn handle_request(rq: Request<LoopOps>, target: Option<&IoTarget>) {
                 false => IoMode::Buffered,
             };
             if let Err((rq, _)) = FileIo::submit(rq, target.file.clone(), dir, pos, mode, ioprio) {
-                finish_sync(rq, EIO.to_errno() as isize);
+                finish_sync(rq, Err(EIO));
             }
         }
         Op::Discard | Op::WriteZeroes => {
@@ -201,7 +204,7 @@ fn handle_request(rq: Request<LoopOps>, target: Option<&IoTarget>) {
             let ret = fallocate(&rq, target.file.clone(), mode, pos);
             finish_sync(rq, ret);
         }
-        Op::Flush | Op::Other(_) => finish_sync(rq, EIO.to_errno() as isize),
+        Op::Flush | Op::Other(_) => finish_sync(rq, Err(EIO)),
     }
 }
 
@@ -259,17 +262,14 @@ fn submit_nowait(dev: &LoopDevice, rq: Request<LoopOps>) -> Option<Request<LoopO
 }
 
 /// `lo_fallocate`: discard and write-zeroes through the file's fallocate.
-fn fallocate(rq: &Request<LoopOps>, file: ARef<File>, mode: i32, pos: i64) -> isize {
+fn fallocate(rq: &Request<LoopOps>, file: ARef<File>, mode: i32, pos: i64) -> Result {
     let disk = rq.disk();
     if disk.max_discard_sectors() == 0 {
-        return -(completion::EOPNOTSUPP as isize);
+        return Err(eopnotsupp());
     }
     let file = BackingFile::from_file(file);
-    let ret = file
-        .fallocate(mode | falloc::KEEP_SIZE, pos, i64::from(rq.bytes()))
-        .err()
-        .map_or(0, |e| e.to_errno() as isize);
-    if ret == -(completion::EOPNOTSUPP as isize) {
+    let ret = file.fallocate(mode | falloc::KEEP_SIZE, pos, i64::from(rq.bytes()));
+    if ret == Err(eopnotsupp()) {
         // Configured in the hope that fallocate works; it does not, so stop
         // advertising it, and the error is seen once. Without waiting for
         // `limits_lock`: a limits update under way waits for this request
@@ -287,7 +287,8 @@ fn fallocate(rq: &Request<LoopOps>, file: ARef<File>, mode: i32, pos: i64) -> is
 
 /// Completes a request handled without a kiocb, with loop.c's rule for
 /// such results: `EOPNOTSUPP` stays, any other error is an I/O error.
-fn finish_sync(rq: Request<LoopOps>, ret: isize) {
-    rq.data().io.set_result(completion::sync_result(ret));
+fn finish_sync(rq: Request<LoopOps>, ret: Result) {
+    let ret = completion::sync_result(ret).map_or_else(|e| e.to_errno() as isize, |()| 0);
+    rq.data().io.set_result(ret);
     rq.complete();
 }

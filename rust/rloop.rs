@@ -20,6 +20,7 @@ mod completion;
 mod control;
 mod device;
 mod dio;
+mod errno;
 mod file_io;
 mod helpers_ffi;
 mod hw_queues;
