@@ -10,6 +10,8 @@
 //! that a device's own locks may be held while looking up another one (the
 //! loop-on-loop check).
 
+mod table;
+
 use crate::{
     blk::{tag_set::flags, AttributeGroup, DiskParams, GenDisk, Probe, TagSet},
     device::{DeviceParams, DeviceSet, LoopDevice, LoopOps},
@@ -22,15 +24,10 @@ use kernel::{
     prelude::*,
     sync::{Arc, ArcBorrow, Mutex},
 };
+use table::{DeviceTable, Entry};
 
 /// loop.c's `max_hw_sectors`: a historic cap of 1.25 MiB per request.
 const MAX_HW_SECTORS: u32 = 2560;
-
-/// A device and its disk.
-struct Entry {
-    dev: Arc<LoopDevice>,
-    disk: Arc<GenDisk<LoopOps>>,
-}
 
 /// Driver-wide settings and state.
 #[pin_data]
@@ -41,7 +38,7 @@ pub(crate) struct Driver {
     #[pin]
     ctl_lock: Mutex<()>,
     #[pin]
-    devices: Mutex<KVec<Entry>>,
+    devices: Mutex<DeviceTable>,
     /// The `loop/` sysfs group of every device.
     attrs: Arc<AttributeGroup<LoopOps>>,
     /// Minor bits of each device for its partitions (from `max_part`).
@@ -71,7 +68,7 @@ impl Driver {
             try_pin_init!(Self {
                 validate_lock <- new_mutex!(()),
                 ctl_lock <- new_mutex!(()),
-                devices <- new_mutex!(KVec::new()),
+                devices <- new_mutex!(DeviceTable::new()),
                 attrs,
                 part_shift,
                 queue_depth,
@@ -91,11 +88,7 @@ impl Driver {
 
     /// The device of `index`, if it exists.
     fn find(&self, index: u32) -> Option<Arc<LoopDevice>> {
-        self.devices
-            .lock()
-            .iter()
-            .find(|e| e.dev.index == index)
-            .map(|e| e.dev.clone())
+        self.devices.lock().get(index).map(|e| e.dev.clone())
     }
 
     /// `loop_add`: creates `loop<index>`, or the first free index for
@@ -105,11 +98,9 @@ impl Driver {
         let index = {
             let devices = self.devices.lock();
             match index {
-                Some(i) if devices.iter().any(|e| e.dev.index == i) => return Err(EEXIST),
+                Some(i) if devices.get(i).is_some() => return Err(EEXIST),
                 Some(i) => i,
-                None => (0..=u32::MAX)
-                    .find(|i| !devices.iter().any(|e| e.dev.index == *i))
-                    .ok_or(ENOSPC)?,
+                None => devices.first_free().ok_or(ENOSPC)?,
             }
         };
         let first_minor = index
@@ -154,14 +145,12 @@ impl Driver {
             disk: Arc::new(disk, GFP_KERNEL)?,
         };
         let mut devices = self.devices.lock();
-        if devices.reserve(1, GFP_KERNEL).is_err() {
+        if let Err(entry) = devices.insert(entry) {
             drop(devices);
             // The disk is deleted outside the table lock.
             drop(entry);
             return Err(ENOMEM);
         }
-        // Cannot fail: room was reserved.
-        devices.push(entry, GFP_NOWAIT)?;
         Ok(index)
     }
 
@@ -170,8 +159,7 @@ impl Driver {
         let (dev, disk) = self
             .devices
             .lock()
-            .iter()
-            .find(|e| e.dev.index == index)
+            .get(index)
             .map(|e| (e.dev.clone(), e.disk.clone()))
             .ok_or(ENODEV)?;
         // Without `ctl_lock`, as in loop.c: the device's config lock may be
@@ -179,11 +167,7 @@ impl Driver {
         // Only one removal gets past this; the entry stays until it is done.
         dev.start_deleting(disk.disk())?;
         let _ctl = self.ctl_lock.lock();
-        let entry = {
-            let mut devices = self.devices.lock();
-            let pos = devices.iter().position(|e| e.dev.index == index);
-            pos.and_then(|pos| devices.remove(pos).ok())
-        };
+        let entry = self.devices.lock().remove(index);
         // del_gendisk() outside the table lock, when the last reference goes.
         drop(entry);
         drop(disk);
@@ -194,13 +178,13 @@ impl Driver {
     fn get_free(self: &Arc<Self>) -> Result<u32> {
         {
             let _ctl = self.ctl_lock.lock();
+            // The table is sorted: the first is the lowest.
             let free = self
                 .devices
                 .lock()
                 .iter()
-                .filter(|e| e.dev.is_free())
-                .map(|e| e.dev.index)
-                .min();
+                .find(|e| e.dev.is_free())
+                .map(|e| e.dev.index);
             if let Some(index) = free {
                 return Ok(index);
             }
@@ -208,7 +192,7 @@ impl Driver {
         self.add(None)
     }
 
-    /// Deletes every device, at module unload.
+    /// Deletes every device, at module unload, the highest index first.
     pub(crate) fn remove_all(&self) {
         let _ctl = self.ctl_lock.lock();
         loop {
