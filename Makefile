@@ -76,6 +76,13 @@ test-host: deps
 test-dkms: deps
 	@$(SCRIPTS)/test-dkms.sh
 
+# The VM suite, the soak and the interactive VM load a test module: it has
+# the test hooks of rust/test_hooks.rs (the selftest_warn parameter, the
+# load-time self-check of the C helpers), which the production build, what
+# `make` and `make install` build, leaves out. Kbuild rebuilds the module
+# when the setting changes.
+test-vm soak vm: export RLOOP_TEST_HOOKS = 1
+
 ## make test-vm: the in-VM test suite over two VMs at once (TESTS=regex selects cases, RLOOP_VM_SHARDS=N the number of VMs)
 test-vm: modules results/bin/compat32
 	@$(SCRIPTS)/test-vm.sh '$(TESTS)'

@@ -31,11 +31,12 @@ mod misc;
 mod module_param;
 mod module_ref;
 mod submitter;
+#[cfg(rloop_test_hooks)]
+mod test_hooks;
 mod uapi;
 
 use control::{Driver, LoopControl};
 use kernel::{prelude::*, sync::Arc};
-use memalloc::NoIoScope;
 
 /// `LOOP_MAJOR`.
 pub(crate) const LOOP_MAJOR: u32 = 7;
@@ -46,38 +47,51 @@ const DISK_MAX_PARTS: u32 = 256;
 /// `CONFIG_BLK_DEV_LOOP_MIN_COUNT`'s default.
 const DEFAULT_MAX_LOOP: i32 = 8;
 
-module! {
-    type: RloopModule,
-    name: "rloop",
-    authors: ["The rloop developers"],
-    description: "Loopback device support, with direct I/O to the backing file (Rust)",
-    license: "GPL",
-    alias: ["block-major-7-*", "char-major-10-237", "devname:loop-control"],
-    params: {
-        max_loop: i32 {
-            default: -1,
-            description: "Maximum number of loop devices (default: 8 pre-created)",
-        },
-        max_part: i32 {
-            default: 0,
-            description: "Maximum number of partitions per loop device",
-        },
-        hw_queue_depth: i32 {
-            default: 128,
-            description: "Queue depth for each hardware queue. Default: 128",
-        },
-        nr_hw_queues: u32 {
-            default: 1,
-            description: "Hardware queues per device, each with its own worker thread (default: 1, as loop.c; 0: one per CPU; at most 16 and the number of CPUs)",
-        },
-        nowait: u32 {
-            default: 0,
-            description: "Experimental: submit direct I/O with IOCB_NOWAIT from the submitting task first, and use the worker only when that would block (default: 0, off)",
-        },
-        selftest_warn: u32 {
-            default: 0,
-            description: "Test only: emit one WARN at load, to prove the test harness catches splats",
-        },
+/// The module, with `extra` parameters.
+macro_rules! rloop_module {
+    ($($extra:tt)*) => {
+        module! {
+            type: RloopModule,
+            name: "rloop",
+            authors: ["The rloop developers"],
+            description: "Loopback device support, with direct I/O to the backing file (Rust)",
+            license: "GPL",
+            alias: ["block-major-7-*", "char-major-10-237", "devname:loop-control"],
+            params: {
+                max_loop: i32 {
+                    default: -1,
+                    description: "Maximum number of loop devices (default: 8 pre-created)",
+                },
+                max_part: i32 {
+                    default: 0,
+                    description: "Maximum number of partitions per loop device",
+                },
+                hw_queue_depth: i32 {
+                    default: 128,
+                    description: "Queue depth for each hardware queue. Default: 128",
+                },
+                nr_hw_queues: u32 {
+                    default: 1,
+                    description: "Hardware queues per device, each with its own worker thread (default: 1, as loop.c; 0: one per CPU; at most 16 and the number of CPUs)",
+                },
+                nowait: u32 {
+                    default: 0,
+                    description: "Experimental: submit direct I/O with IOCB_NOWAIT from the submitting task first, and use the worker only when that would block (default: 0, off)",
+                },
+                $($extra)*
+            },
+        }
+    };
+}
+
+#[cfg(not(rloop_test_hooks))]
+rloop_module! {}
+
+#[cfg(rloop_test_hooks)]
+rloop_module! {
+    selftest_warn: u32 {
+        default: 0,
+        description: "Test only: emit one WARN at load, to prove the test harness catches splats",
     },
 }
 
@@ -94,19 +108,8 @@ fn fls(x: u32) -> u32 {
 
 impl kernel::Module for RloopModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        // The C half of the module must be linked and working: a no-I/O
-        // scope entered through it is visible on the current task.
-        let noio_in_scope = {
-            let _scope = NoIoScope::enter();
-            NoIoScope::is_active()
-        };
-        if !noio_in_scope || NoIoScope::is_active() {
-            pr_err!("C helpers misbehave: memalloc_noio scope not applied\n");
-            return Err(EINVAL);
-        }
-        if module_param::value(&module_parameters::selftest_warn) != 0 {
-            kernel::warn_on!(true);
-        }
+        #[cfg(rloop_test_hooks)]
+        test_hooks::at_load(module_param::value(&module_parameters::selftest_warn))?;
 
         // loop_init()'s parameter checks.
         let max_part = module_param::value(&module_parameters::max_part);
@@ -165,7 +168,10 @@ impl kernel::Module for RloopModule {
             let _ = driver.add(Some(i));
         }
 
-        pr_info!("module loaded, C helpers linked (memalloc_noio scope ok)\n");
+        #[cfg(not(rloop_test_hooks))]
+        pr_info!("module loaded\n");
+        #[cfg(rloop_test_hooks)]
+        pr_info!("module loaded{}\n", test_hooks::LOAD_MESSAGE);
         Ok(RloopModule {
             major: Some(major),
             control: Some(control),
