@@ -60,7 +60,7 @@ bench:
 fmt:
 	@$(SCRIPTS)/lint.sh --fix
 
-## make lint: rustfmt --check, clippy (CLIPPY=1), rustdoc, checkpatch --strict
+## make lint: rustfmt --check, no unsafe in the driver logic, clippy (CLIPPY=1), rustdoc, checkpatch --strict
 lint:
 	@$(SCRIPTS)/lint.sh
 

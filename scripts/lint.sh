@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Lint gates: rustfmt, clippy with the kernel's lint set (Kbuild CLIPPY=1),
-# rustdoc of the module without warnings, and checkpatch.pl --strict on the
-# C helpers. Usage: lint.sh [--fix] ; --fix only formats (make fmt).
+# Lint gates: rustfmt, no unsafe in the driver logic, clippy with the
+# kernel's lint set (Kbuild CLIPPY=1), rustdoc of the module without
+# warnings, and checkpatch.pl --strict on the C helpers. Usage: lint.sh [--fix] ; --fix only formats (make fmt).
 # Every gate runs; the exit status is non-zero if any of them failed.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
@@ -28,6 +28,18 @@ failed=()
 progress "rustfmt --check"
 if ! "$RUSTFMT" --edition 2021 --config-path "$rustfmt_cfg" --check rust/rloop.rs tests/host/src/lib.rs; then
 	failed+=(rustfmt)
+fi
+
+progress "no unsafe in the driver logic"
+# The driver logic and the kernel-free files: every unsafe token belongs in
+# an abstraction file. Comments may name the word.
+driver_logic=(rust/rloop.rs rust/control.rs rust/control rust/device.rs rust/device rust/io.rs
+	rust/dio.rs rust/uapi.rs rust/completion.rs rust/hw_queues.rs rust/capacity.rs)
+if unsafe_lines=$(find "${driver_logic[@]}" -name '*.rs' -print0 |
+	xargs -0 perl -ne 's{//.*}{}; print "$ARGV:$.: $_" if /\bunsafe\b/; close ARGV if eof') &&
+	[ -n "$unsafe_lines" ]; then
+	printf '%s\n' "$unsafe_lines" >&2
+	failed+=(unsafe)
 fi
 
 progress "clippy through Kbuild (CLIPPY=1) with the kernel's lints"
@@ -69,4 +81,4 @@ fi
 if [ ${#failed[@]} -gt 0 ]; then
 	die "lint failed: ${failed[*]}" "fix the reports above; 'make fmt' fixes formatting"
 fi
-progress "lint clean: rustfmt, clippy, rustdoc, checkpatch"
+progress "lint clean: rustfmt, no unsafe in the driver logic, clippy, rustdoc, checkpatch"
