@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Lint gates: rustfmt, no unsafe in the driver logic, clippy with the
 # kernel's lint set (Kbuild CLIPPY=1), rustdoc of the module without
-# warnings, and checkpatch.pl --strict on the C helpers. Usage: lint.sh [--fix] ; --fix only formats (make fmt).
+# warnings, and checkpatch.pl --strict on the C helpers.
+# Usage: lint.sh [--fix] ; --fix only formats (make fmt).
 # Every gate runs; the exit status is non-zero if any of them failed.
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
