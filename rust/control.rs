@@ -17,7 +17,7 @@ use crate::{
     device::{DeviceParams, DeviceSet, LoopDevice, LoopOps},
     errno,
     misc::MiscIoctl,
-    uapi::{dev_minor, LOOP_CTL_ADD, LOOP_CTL_GET_FREE, LOOP_CTL_REMOVE, MINOR_BITS},
+    uapi::{dev_minor, LOOP_CTL_ADD, LOOP_CTL_GET_FREE, LOOP_CTL_REMOVE, LOOP_MAJOR, MINOR_BITS},
 };
 use kernel::{
     new_mutex,
@@ -131,7 +131,7 @@ impl Driver {
             dev.clone(),
             dev.clone(),
             DiskParams {
-                major: crate::LOOP_MAJOR,
+                major: LOOP_MAJOR,
                 first_minor,
                 minors: 1 << self.part_shift,
                 name: fmt!("loop{index}"),

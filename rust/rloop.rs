@@ -37,9 +37,8 @@ mod uapi;
 
 use control::{Driver, LoopControl};
 use kernel::{prelude::*, sync::Arc};
+use uapi::LOOP_MAJOR;
 
-/// `LOOP_MAJOR`.
-pub(crate) const LOOP_MAJOR: u32 = 7;
 /// `LOOP_CTRL_MINOR`.
 const LOOP_CTRL_MINOR: u32 = 237;
 /// `DISK_MAX_PARTS`.

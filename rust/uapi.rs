@@ -328,6 +328,9 @@ pub(crate) fn stored_file_name(name: &[u8; LO_NAME_SIZE]) -> [u8; LO_NAME_SIZE] 
     out
 }
 
+/// `LOOP_MAJOR` (`include/uapi/linux/major.h`).
+pub(crate) const LOOP_MAJOR: u32 = 7;
+
 /// `MINORBITS`: a kernel `dev_t` is the major number above this many bits
 /// of minor number.
 pub(crate) const MINOR_BITS: u32 = 20;

@@ -236,7 +236,7 @@ impl LoopDevice {
 
 /// Whether `dev`, a device number, is a loop device's.
 fn is_loop_device_number(dev: u32) -> bool {
-    uapi::dev_major(dev) == crate::LOOP_MAJOR
+    uapi::dev_major(dev) == LOOP_MAJOR
 }
 
 /// Whether `file` is a loop device (of rloop or of loop.c).
