@@ -2,11 +2,11 @@
 
 //! How a loop request ends, from the result of its backing-file operation.
 //!
-//! Kernel-free: besides `core` it uses only `crate::errno`, the kernel
-//! crate's error codes, for which host `cargo test` (tests/host) has a
-//! stand-in; both compile this file unchanged.
+//! Kernel-free: besides `core` it uses only `crate::kernel_defs`, the
+//! kernel crate's error codes, for which host `cargo test` (tests/host)
+//! has a stand-in; both compile this file unchanged.
 
-use crate::errno::{eopnotsupp, Error, EAGAIN, EIO};
+use crate::kernel_defs::{eopnotsupp, Error, EAGAIN, EIO};
 
 /// `MAX_ERRNO`: results from -1 to `-MAX_ERRNO` are errnos.
 const MAX_ERRNO: i32 = 4095;

@@ -15,7 +15,7 @@ mod table;
 use crate::{
     blk::{tag_set::flags, AttributeGroup, DiskParams, GenDisk, Probe, TagSet},
     device::{DeviceParams, DeviceSet, LoopDevice, LoopOps},
-    errno,
+    kernel_defs,
     misc::MiscIoctl,
     uapi::{dev_minor, LOOP_CTL_ADD, LOOP_CTL_GET_FREE, LOOP_CTL_REMOVE, LOOP_MAJOR, MINOR_BITS},
 };
@@ -241,7 +241,7 @@ impl MiscIoctl for LoopControl {
                 driver.remove(index).map(|()| 0)
             }
             LOOP_CTL_GET_FREE => driver.get_free().map(|i| i as isize),
-            _ => Err(errno::enosys()),
+            _ => Err(kernel_defs::enosys()),
         }
     }
 }

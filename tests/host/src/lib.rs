@@ -5,6 +5,34 @@
 //! The module's kernel-free files are compiled here unchanged through
 //! `#[path]`, so `cargo test` checks the very code the module runs.
 
+/// Stand-in for the module's `kernel_defs` (what it takes from the kernel
+/// crate), with the same names and values, for the kernel-free files.
+#[allow(dead_code)]
+mod kernel_defs {
+    pub(crate) const SECTOR_SHIFT: u32 = 9;
+
+    #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+    pub(crate) struct Error(i32);
+
+    impl Error {
+        pub(crate) fn from_errno(errno: i32) -> Self {
+            assert!((-4095..0).contains(&errno), "not an errno: {errno}");
+            Self(errno)
+        }
+
+        pub(crate) fn to_errno(self) -> i32 {
+            self.0
+        }
+    }
+
+    pub(crate) const EIO: Error = Error(-5);
+    pub(crate) const EAGAIN: Error = Error(-11);
+
+    pub(crate) fn eopnotsupp() -> Error {
+        Error(-95)
+    }
+}
+
 #[path = "../../../rust/capacity.rs"]
 #[allow(dead_code)]
 mod capacity;
@@ -129,32 +157,6 @@ mod dio_tests {
     }
 }
 
-/// Stand-in for the module's `errno` (`kernel::error::code`), with the
-/// same names and values, for the kernel-free files that use it.
-#[allow(dead_code)]
-mod errno {
-    #[derive(Clone, Copy, PartialEq, Eq, Debug)]
-    pub(crate) struct Error(i32);
-
-    impl Error {
-        pub(crate) fn from_errno(errno: i32) -> Self {
-            assert!((-4095..0).contains(&errno), "not an errno: {errno}");
-            Self(errno)
-        }
-
-        pub(crate) fn to_errno(self) -> i32 {
-            self.0
-        }
-    }
-
-    pub(crate) const EIO: Error = Error(-5);
-    pub(crate) const EAGAIN: Error = Error(-11);
-
-    pub(crate) fn eopnotsupp() -> Error {
-        Error(-95)
-    }
-}
-
 #[path = "../../../rust/completion.rs"]
 #[allow(dead_code)]
 mod completion;
@@ -162,7 +164,7 @@ mod completion;
 #[cfg(test)]
 mod completion_tests {
     use super::completion::*;
-    use super::errno::Error;
+    use super::kernel_defs::Error;
 
     /// What ends a request with `errno`.
     fn fail(errno: i32) -> Completion {

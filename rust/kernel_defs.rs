@@ -1,15 +1,19 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The error codes of the kernel-free files: `kernel::error::code`'s.
+//! What the kernel-free files take from the kernel crate: error codes and
+//! the sector size.
 //!
 //! Host tests compile those files against a stand-in with the same names
 //! (tests/host). Linux 7.2's kernel crate lacks `EOPNOTSUPP` and `ENOSYS`,
 //! which 7.3 adds; on 7.2 they are made from the C values when asked for,
 //! as `Error` has no public `const` constructor there.
 
-pub(crate) use kernel::error::{
-    code::{EAGAIN, EIO},
-    Error,
+pub(crate) use kernel::{
+    block::SECTOR_SHIFT,
+    error::{
+        code::{EAGAIN, EIO},
+        Error,
+    },
 };
 
 /// `EOPNOTSUPP`.
