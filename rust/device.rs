@@ -12,7 +12,7 @@
 //!   Unbound --LOOP_CTL_REMOVE--> Deleting
 //! ```
 //!
-//! Locking, outermost first: the driver's validate lock (loop-on-loop
+//! Locking, outermost first: the set's validate lock (loop-on-loop
 //! chains), the disk's `open_mutex` (held by the block layer around
 //! `release`), `config` (loop.c's `lo_mutex`), then `io` (loop.c's
 //! `lo_lock`), a spinlock that the I/O path and sysfs read.
