@@ -71,7 +71,7 @@ bench:
 fmt:
 	@$(SCRIPTS)/lint.sh --fix
 
-## make lint: rustfmt --check, clippy (CLIPPY=1), rustdoc, checkpatch --strict
+## make lint: rustfmt --check, no unsafe in the driver logic, clippy (CLIPPY=1), rustdoc, checkpatch --strict
 lint:
 	@$(SCRIPTS)/lint.sh
 
@@ -86,6 +86,13 @@ test-host:
 ## make test-dkms: dkms add and build against the test kernel (KDIR, or the cached one) and Debian sid's headers (needs root)
 test-dkms:
 	@$(SCRIPTS)/test-dkms.sh
+
+# The VM suite, the soak and the interactive VM load a test module: it has
+# the test hooks of rust/test_hooks.rs (the selftest_warn parameter, the
+# load-time self-check of the C helpers), which the production build, what
+# `make` and `make install` build, leaves out. Kbuild rebuilds the module
+# when the setting changes.
+test-vm soak vm: export RLOOP_TEST_HOOKS = 1
 
 ## make test-vm: the in-VM test suite over two VMs at once (TESTS=regex selects cases, RLOOP_VM_SHARDS=N the number of VMs)
 test-vm: setup results/bin/compat32

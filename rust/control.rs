@@ -10,44 +10,39 @@
 //! that a device's own locks may be held while looking up another one (the
 //! loop-on-loop check).
 
+mod table;
+
 use crate::{
     blk::{tag_set::flags, AttributeGroup, DiskParams, GenDisk, Probe, TagSet},
-    device::LoopDevice,
-    io::LoopOps,
+    device::{DeviceParams, DeviceSet, LoopDevice, LoopOps},
+    kernel_defs,
     misc::MiscIoctl,
-    status,
-    uapi::{dev_minor, LOOP_CTL_ADD, LOOP_CTL_GET_FREE, LOOP_CTL_REMOVE, MINOR_BITS},
+    uapi::{dev_minor, LOOP_CTL_ADD, LOOP_CTL_GET_FREE, LOOP_CTL_REMOVE, LOOP_MAJOR, MINOR_BITS},
 };
 use kernel::{
     new_mutex,
     prelude::*,
     sync::{Arc, ArcBorrow, Mutex},
 };
+use table::{DeviceTable, Entry};
 
 /// loop.c's `max_hw_sectors`: a historic cap of 1.25 MiB per request.
 const MAX_HW_SECTORS: u32 = 2560;
 
-/// A device and its disk.
-struct Entry {
-    dev: Arc<LoopDevice>,
-    disk: Arc<GenDisk<LoopOps>>,
-}
-
 /// Driver-wide settings and state.
 #[pin_data]
 pub(crate) struct Driver {
-    /// loop.c's `loop_validate_mutex`: held while a loop-on-loop chain is
-    /// checked and while a device is marked for detach.
+    /// loop.c's `loop_validate_mutex`: see [`DeviceSet::validate_lock`].
     #[pin]
-    pub(crate) validate_lock: Mutex<()>,
+    validate_lock: Mutex<()>,
     #[pin]
     ctl_lock: Mutex<()>,
     #[pin]
-    devices: Mutex<KVec<Entry>>,
+    devices: Mutex<DeviceTable>,
     /// The `loop/` sysfs group of every device.
-    pub(crate) attrs: Arc<AttributeGroup<LoopOps>>,
+    attrs: Arc<AttributeGroup<LoopOps>>,
     /// Minor bits of each device for its partitions (from `max_part`).
-    pub(crate) part_shift: u32,
+    part_shift: u32,
     /// `hw_queue_depth`.
     queue_depth: u32,
     /// `nr_hw_queues`: hardware queues, and so workers, per device.
@@ -73,7 +68,7 @@ impl Driver {
             try_pin_init!(Self {
                 validate_lock <- new_mutex!(()),
                 ctl_lock <- new_mutex!(()),
-                devices <- new_mutex!(KVec::new()),
+                devices <- new_mutex!(DeviceTable::new()),
                 attrs,
                 part_shift,
                 queue_depth,
@@ -87,17 +82,13 @@ impl Driver {
 
     /// The index of the device that minor number `dev` (a `dev_t` of the
     /// loop major) belongs to, partitions included.
-    pub(crate) fn index_of(&self, dev: u32) -> u32 {
+    fn index_of(&self, dev: u32) -> u32 {
         dev_minor(dev) >> self.part_shift
     }
 
     /// The device of `index`, if it exists.
-    pub(crate) fn find(&self, index: u32) -> Option<Arc<LoopDevice>> {
-        self.devices
-            .lock()
-            .iter()
-            .find(|e| e.dev.index == index)
-            .map(|e| e.dev.clone())
+    fn find(&self, index: u32) -> Option<Arc<LoopDevice>> {
+        self.devices.lock().get(index).map(|e| e.dev.clone())
     }
 
     /// `loop_add`: creates `loop<index>`, or the first free index for
@@ -107,11 +98,9 @@ impl Driver {
         let index = {
             let devices = self.devices.lock();
             match index {
-                Some(i) if devices.iter().any(|e| e.dev.index == i) => return Err(EEXIST),
+                Some(i) if devices.get(i).is_some() => return Err(EEXIST),
                 Some(i) => i,
-                None => (0..=u32::MAX)
-                    .find(|i| !devices.iter().any(|e| e.dev.index == *i))
-                    .ok_or(ENOSPC)?,
+                None => devices.first_free().ok_or(ENOSPC)?,
             }
         };
         let first_minor = index
@@ -119,7 +108,13 @@ impl Driver {
             .filter(|m| m >> self.part_shift == index && *m < 1 << MINOR_BITS)
             .ok_or(EINVAL)?;
 
-        let dev = LoopDevice::new(index, self.nr_hw_queues, self.nowait, self.clone())?;
+        let params = DeviceParams {
+            nr_hw_queues: self.nr_hw_queues,
+            nowait: self.nowait,
+            part_shift: self.part_shift,
+            attrs: self.attrs.clone(),
+        };
+        let dev = LoopDevice::new(index, params, self.clone())?;
         // The NOWAIT fast path calls into file systems from `queue_rq`,
         // which may sleep even with `IOCB_NOWAIT` (allocations).
         let blocking = if self.nowait { flags::BLOCKING } else { 0 };
@@ -136,7 +131,7 @@ impl Driver {
             dev.clone(),
             dev.clone(),
             DiskParams {
-                major: crate::LOOP_MAJOR,
+                major: LOOP_MAJOR,
                 first_minor,
                 minors: 1 << self.part_shift,
                 name: fmt!("loop{index}"),
@@ -150,14 +145,12 @@ impl Driver {
             disk: Arc::new(disk, GFP_KERNEL)?,
         };
         let mut devices = self.devices.lock();
-        if devices.reserve(1, GFP_KERNEL).is_err() {
+        if let Err(entry) = devices.insert(entry) {
             drop(devices);
             // The disk is deleted outside the table lock.
             drop(entry);
             return Err(ENOMEM);
         }
-        // Cannot fail: room was reserved.
-        devices.push(entry, GFP_NOWAIT)?;
         Ok(index)
     }
 
@@ -166,8 +159,7 @@ impl Driver {
         let (dev, disk) = self
             .devices
             .lock()
-            .iter()
-            .find(|e| e.dev.index == index)
+            .get(index)
             .map(|e| (e.dev.clone(), e.disk.clone()))
             .ok_or(ENODEV)?;
         // Without `ctl_lock`, as in loop.c: the device's config lock may be
@@ -175,11 +167,7 @@ impl Driver {
         // Only one removal gets past this; the entry stays until it is done.
         dev.start_deleting(disk.disk())?;
         let _ctl = self.ctl_lock.lock();
-        let entry = {
-            let mut devices = self.devices.lock();
-            let pos = devices.iter().position(|e| e.dev.index == index);
-            pos.and_then(|pos| devices.remove(pos).ok())
-        };
+        let entry = self.devices.lock().remove(index);
         // del_gendisk() outside the table lock, when the last reference goes.
         drop(entry);
         drop(disk);
@@ -190,13 +178,13 @@ impl Driver {
     fn get_free(self: &Arc<Self>) -> Result<u32> {
         {
             let _ctl = self.ctl_lock.lock();
+            // The table is sorted: the first is the lowest.
             let free = self
                 .devices
                 .lock()
                 .iter()
-                .filter(|e| e.dev.is_free())
-                .map(|e| e.dev.index)
-                .min();
+                .find(|e| e.dev.is_free())
+                .map(|e| e.dev.index);
             if let Some(index) = free {
                 return Ok(index);
             }
@@ -204,7 +192,7 @@ impl Driver {
         self.add(None)
     }
 
-    /// Deletes every device, at module unload.
+    /// Deletes every device, at module unload, the highest index first.
     pub(crate) fn remove_all(&self) {
         let _ctl = self.ctl_lock.lock();
         loop {
@@ -215,6 +203,16 @@ impl Driver {
                 None => break,
             }
         }
+    }
+}
+
+impl DeviceSet for Driver {
+    fn validate_lock(&self) -> &Mutex<()> {
+        &self.validate_lock
+    }
+
+    fn find_by_number(&self, dev: u32) -> Option<Arc<LoopDevice>> {
+        self.find(self.index_of(dev))
     }
 }
 
@@ -243,7 +241,7 @@ impl MiscIoctl for LoopControl {
                 driver.remove(index).map(|()| 0)
             }
             LOOP_CTL_GET_FREE => driver.get_free().map(|i| i as isize),
-            _ => Err(Error::from_errno(-status::ENOSYS)),
+            _ => Err(kernel_defs::enosys()),
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::blk::{
     InIoctl, Operations, Request, RequestField,
 };
 use crate::helpers_ffi as ffi;
+use crate::kernel_defs::eopnotsupp;
 use core::{cell::UnsafeCell, ptr::NonNull};
 use kernel::{
     bindings,
@@ -37,15 +38,6 @@ pub(crate) mod falloc {
     pub(crate) const PUNCH_HOLE: i32 = 0x02;
     /// `FALLOC_FL_ZERO_RANGE`.
     pub(crate) const ZERO_RANGE: i32 = 0x10;
-}
-
-/// `EOPNOTSUPP`, which `kernel::error::code` has only from Linux 7.3 on.
-fn eopnotsupp() -> Error {
-    #[cfg(not(rloop_linux_7_3))]
-    let e = Error::from_errno(-(bindings::EOPNOTSUPP as i32));
-    #[cfg(rloop_linux_7_3)]
-    let e = EOPNOTSUPP;
-    e
 }
 
 /// What `vfs_getattr()` tells about a backing file, for `LOOP_GET_STATUS`.

@@ -2,6 +2,9 @@
 
 //! The I/O path: blk-mq operations, the per-device worker, and completion.
 //!
+//! It reads the device ([`crate::device`]): whether it takes I/O, its
+//! target and its workers; the device knows nothing of it.
+//!
 //! Driver logic: no `unsafe` here.
 //!
 //! ```text
@@ -27,15 +30,15 @@
 
 use crate::{
     blk::{
-        bvec::BvecTable, impl_request_field, with_plug, AttributeSpec, BlockDevice, Disk,
-        DiskAttributes, DiskOperations, Op, OpenLockedDisk, OpenMode, Operations, Request,
-        RequestList, RequestListNode, Status, SysfsOutput,
+        bvec::BvecTable,
+        impl_request_field, with_plug, Op, Operations, Request, RequestListNode, Status,
     },
-    device::{IoTarget, LoopDevice, ATTRS},
+    completion,
+    device::{IoTarget, LoopDevice, LoopOps, PendingList},
     file_io::{falloc, BackingFile, Direction, FileIo, IoMode},
+    kernel_defs::eopnotsupp,
     kthread::{Drain, DrainWorker},
     memalloc::LoopWorkerScope,
-    status,
     submitter::SubmitterScope,
 };
 use kernel::{
@@ -43,9 +46,6 @@ use kernel::{
     prelude::*,
     sync::{aref::ARef, Arc, ArcBorrow},
 };
-
-/// The loop driver's blk-mq and block device operations.
-pub(crate) struct LoopOps;
 
 /// Per-request data (loop.c's `struct loop_cmd`), reused for every I/O of
 /// the request, so the I/O path allocates nothing.
@@ -84,7 +84,7 @@ impl Operations for LoopOps {
             Some(rq)
         };
         if let Some(rq) = rq {
-            worker.data().pending.push(rq);
+            worker.data().push(rq);
         }
         if is_last {
             kick_if_pending(worker);
@@ -98,13 +98,14 @@ impl Operations for LoopOps {
     /// `lo_complete_rq`.
     fn complete(rq: Request<Self>) {
         let io = &rq.data().io;
-        let (is_read, ret, bytes) = (rq.op() == Op::Read, io.result(), rq.bytes());
+        let is_read = rq.op() == Op::Read;
+        let (ret, bytes) = (completion::io_result(io.result()), rq.bytes());
         let completion = match io.was_nowait() {
-            true => status::nowait_completion(is_read, ret, bytes),
-            false => status::completion(is_read, ret, bytes),
+            true => completion::nowait_completion(is_read, ret, bytes),
+            false => completion::completion(is_read, ret, bytes),
         };
         match completion {
-            status::Completion::Resubmit => {
+            completion::Completion::Resubmit => {
                 // Once on the list, the request may end before the kick.
                 // Holding its queue keeps the device, and the worker: an
                 // `Arc` would not do, as its last drop here, maybe in IRQ,
@@ -114,13 +115,14 @@ impl Operations for LoopOps {
                 let worker = dev.worker(rq.hw_queue());
                 // A list that held requests was kicked, or will be at the
                 // end of its batch.
-                if worker.data().pending.push(rq) {
+                if worker.data().push(rq) {
                     worker.kick();
                 }
             }
-            status::Completion::Done(errno) => rq.end(Status::from_errno(errno)),
-            status::Completion::RetryRest(done) => rq.requeue_rest(done),
-            status::Completion::ZeroFillAndFail => {
+            completion::Completion::Done(Ok(())) => rq.end(Status::OK),
+            completion::Completion::Done(Err(e)) => rq.end(Status::from_errno(e.to_errno())),
+            completion::Completion::RetryRest(done) => rq.requeue_rest(done),
+            completion::Completion::ZeroFillAndFail => {
                 rq.zero_fill();
                 rq.end(Status::ioerr());
             }
@@ -128,22 +130,7 @@ impl Operations for LoopOps {
     }
 }
 
-/// A hardware queue's requests on their way to its worker.
-pub(crate) struct HwQueue {
-    /// Queued, not yet taken by the worker.
-    pending: RequestList<LoopOps>,
-}
-
-impl HwQueue {
-    /// A queue with nothing pending.
-    pub(crate) fn new() -> Self {
-        Self {
-            pending: RequestList::new(),
-        }
-    }
-}
-
-impl Drain for HwQueue {
+impl Drain for PendingList {
     /// `loop_process_work`: the requests queued so far, oldest first.
     /// Those queued meanwhile come with a kick of their own, which runs
     /// this again, after the worker has had a chance to reschedule.
@@ -157,7 +144,7 @@ impl Drain for HwQueue {
             // and flags change only with the queue frozen, so not while
             // these requests are in flight.
             let mut target = None;
-            for rq in self.pending.take_all() {
+            for rq in self.take_all() {
                 let target = target.get_or_insert_with(|| rq.queue_data().io_target());
                 handle_request(rq, target.as_ref());
             }
@@ -168,8 +155,8 @@ impl Drain for HwQueue {
 /// Wakes the worker for what its queue holds: requests queued earlier in
 /// a batch, even if the last one took the NOWAIT path. An empty queue
 /// needs no wake-up; whoever adds to it next kicks.
-fn kick_if_pending(worker: &DrainWorker<HwQueue>) {
-    if !worker.data().pending.is_empty() {
+fn kick_if_pending(worker: &DrainWorker<PendingList>) {
+    if !worker.data().is_empty() {
         worker.kick();
     }
 }
@@ -184,17 +171,17 @@ fn handle_request(rq: Request<LoopOps>, target: Option<&IoTarget>) {
     };
     let op = rq.op();
     if matches!(op, Op::Write | Op::Discard | Op::WriteZeroes) && target.read_only() {
-        finish_sync(rq, EIO.to_errno() as isize);
+        finish_sync(rq, Err(EIO));
         return;
     }
     if op == Op::Flush {
         let file = BackingFile::from_file(target.file.clone());
-        let ret = file.fsync().err().map_or(0, |e| e.to_errno() as isize);
+        let ret = file.fsync();
         return finish_sync(rq, ret);
     }
     // Flush requests have no position; every other one has.
     let Some(pos) = file_position(&rq, target) else {
-        return finish_sync(rq, EIO.to_errno() as isize);
+        return finish_sync(rq, Err(EIO));
     };
     match op {
         Op::Read | Op::Write => {
@@ -205,7 +192,7 @@ fn handle_request(rq: Request<LoopOps>, target: Option<&IoTarget>) {
                 false => IoMode::Buffered,
             };
             if let Err((rq, _)) = FileIo::submit(rq, target.file.clone(), dir, pos, mode, ioprio) {
-                finish_sync(rq, EIO.to_errno() as isize);
+                finish_sync(rq, Err(EIO));
             }
         }
         Op::Discard | Op::WriteZeroes => {
@@ -217,7 +204,7 @@ fn handle_request(rq: Request<LoopOps>, target: Option<&IoTarget>) {
             let ret = fallocate(&rq, target.file.clone(), mode, pos);
             finish_sync(rq, ret);
         }
-        Op::Flush | Op::Other(_) => finish_sync(rq, EIO.to_errno() as isize),
+        Op::Flush | Op::Other(_) => finish_sync(rq, Err(EIO)),
     }
 }
 
@@ -252,7 +239,7 @@ fn submit_nowait(dev: &LoopDevice, rq: Request<LoopOps>) -> Option<Request<LoopO
     let Some(_scope) = SubmitterScope::try_enter() else {
         return Some(rq);
     };
-    let Some(target) = dev.io_target().filter(|t| t.bound && t.nowait) else {
+    let Some(target) = dev.bound_target().filter(|t| t.nowait) else {
         return Some(rq);
     };
     if op == Op::Write && target.read_only() {
@@ -275,17 +262,14 @@ fn submit_nowait(dev: &LoopDevice, rq: Request<LoopOps>) -> Option<Request<LoopO
 }
 
 /// `lo_fallocate`: discard and write-zeroes through the file's fallocate.
-fn fallocate(rq: &Request<LoopOps>, file: ARef<File>, mode: i32, pos: i64) -> isize {
+fn fallocate(rq: &Request<LoopOps>, file: ARef<File>, mode: i32, pos: i64) -> Result {
     let disk = rq.disk();
     if disk.max_discard_sectors() == 0 {
-        return -(status::EOPNOTSUPP as isize);
+        return Err(eopnotsupp());
     }
     let file = BackingFile::from_file(file);
-    let ret = file
-        .fallocate(mode | falloc::KEEP_SIZE, pos, i64::from(rq.bytes()))
-        .err()
-        .map_or(0, |e| e.to_errno() as isize);
-    if ret == -(status::EOPNOTSUPP as isize) {
+    let ret = file.fallocate(mode | falloc::KEEP_SIZE, pos, i64::from(rq.bytes()));
+    if ret == Err(eopnotsupp()) {
         // Configured in the hope that fallocate works; it does not, so stop
         // advertising it, and the error is seen once. Without waiting for
         // `limits_lock`: a limits update under way waits for this request
@@ -303,40 +287,8 @@ fn fallocate(rq: &Request<LoopOps>, file: ARef<File>, mode: i32, pos: i64) -> is
 
 /// Completes a request handled without a kiocb, with loop.c's rule for
 /// such results: `EOPNOTSUPP` stays, any other error is an I/O error.
-fn finish_sync(rq: Request<LoopOps>, ret: isize) {
-    rq.data().io.set_result(status::sync_result(ret));
+fn finish_sync(rq: Request<LoopOps>, ret: Result) {
+    let ret = completion::sync_result(ret).map_or_else(|e| e.to_errno() as isize, |()| 0);
+    rq.data().io.set_result(ret);
     rq.complete_inline();
-}
-
-impl DiskOperations for LoopOps {
-    type DiskData = Arc<LoopDevice>;
-
-    fn open(disk: &Disk<Self>, _mode: OpenMode) -> Result {
-        disk.data().open()
-    }
-
-    fn release(disk: &OpenLockedDisk<'_, Self>) {
-        disk.data().release(disk)
-    }
-
-    fn ioctl(bdev: &BlockDevice<Self>, mode: OpenMode, cmd: u32, arg: usize) -> Result<i32> {
-        bdev.disk().data().ioctl(bdev, mode, cmd, arg)
-    }
-
-    fn compat_ioctl(bdev: &BlockDevice<Self>, mode: OpenMode, cmd: u32, arg: usize) -> Result<i32> {
-        bdev.disk().data().compat_ioctl(bdev, mode, cmd, arg)
-    }
-}
-
-impl DiskAttributes for LoopOps {
-    const GROUP_NAME: &'static CStr = c"loop";
-    const ATTRS: &'static [AttributeSpec] = ATTRS;
-
-    fn show(disk: &Disk<Self>, index: usize, out: &mut SysfsOutput<'_>) -> Result {
-        disk.data().show_attr(disk, index, out)
-    }
-
-    fn store(disk: &Disk<Self>, index: usize, input: &[u8]) -> Result {
-        disk.data().store_attr(disk, index, input)
-    }
 }

@@ -43,6 +43,7 @@ impl NoIoScope {
     }
 
     /// Returns whether the current task is inside a no-I/O scope.
+    #[cfg_attr(not(rloop_test_hooks), expect(dead_code))]
     pub(crate) fn is_active() -> bool {
         // SAFETY: `rloop_memalloc_noio_active` only reads a flag of `current`.
         unsafe { helpers_ffi::rloop_memalloc_noio_active() }

@@ -10,33 +10,35 @@
 //! `kthread`, `file_io`, `misc`, `memalloc`, `module_ref`, `capability`,
 //! `submitter`.
 //! Driver logic, without `unsafe`: `control`, `device`, `io`. Kernel-free
-//! logic, also tested on the host: `geometry`, `dio`, `status`, `uapi`.
+//! logic, also tested on the host: `capacity`, `completion`, `dio`,
+//! `hw_queues`, `uapi`.
 
 mod blk;
 mod capability;
+mod capacity;
+mod completion;
 mod control;
 mod device;
 mod dio;
 mod file_io;
-mod geometry;
 mod helpers_ffi;
 mod hw_queues;
 mod io;
+mod kernel_defs;
 mod kthread;
 mod memalloc;
 mod misc;
 mod module_param;
 mod module_ref;
-mod status;
 mod submitter;
+#[cfg(rloop_test_hooks)]
+mod test_hooks;
 mod uapi;
 
 use control::{Driver, LoopControl};
 use kernel::{prelude::*, sync::Arc};
-use memalloc::NoIoScope;
+use uapi::LOOP_MAJOR;
 
-/// `LOOP_MAJOR`.
-pub(crate) const LOOP_MAJOR: u32 = 7;
 /// `LOOP_CTRL_MINOR`.
 const LOOP_CTRL_MINOR: u32 = 237;
 /// `DISK_MAX_PARTS`.
@@ -44,38 +46,51 @@ const DISK_MAX_PARTS: u32 = 256;
 /// `CONFIG_BLK_DEV_LOOP_MIN_COUNT`'s default.
 const DEFAULT_MAX_LOOP: i32 = 8;
 
-module! {
-    type: RloopModule,
-    name: "rloop",
-    authors: ["The rloop developers"],
-    description: "Loopback device support, with direct I/O to the backing file (Rust)",
-    license: "GPL",
-    alias: ["block-major-7-*", "char-major-10-237", "devname:loop-control"],
-    params: {
-        max_loop: i32 {
-            default: -1,
-            description: "Maximum number of loop devices (default: 8 pre-created)",
-        },
-        max_part: i32 {
-            default: 0,
-            description: "Maximum number of partitions per loop device",
-        },
-        hw_queue_depth: i32 {
-            default: 128,
-            description: "Queue depth for each hardware queue. Default: 128",
-        },
-        nr_hw_queues: u32 {
-            default: 1,
-            description: "Hardware queues per device, each with its own worker thread (default: 1, as loop.c; 0: one per CPU; at most 16 and the number of CPUs)",
-        },
-        nowait: u32 {
-            default: 0,
-            description: "Experimental: submit direct I/O with IOCB_NOWAIT from the submitting task first, and use the worker only when that would block (default: 0, off)",
-        },
-        selftest_warn: u32 {
-            default: 0,
-            description: "Test only: emit one WARN at load, to prove the test harness catches splats",
-        },
+/// The module, with `extra` parameters.
+macro_rules! rloop_module {
+    ($($extra:tt)*) => {
+        module! {
+            type: RloopModule,
+            name: "rloop",
+            authors: ["The rloop developers"],
+            description: "Loopback device support, with direct I/O to the backing file (Rust)",
+            license: "GPL",
+            alias: ["block-major-7-*", "char-major-10-237", "devname:loop-control"],
+            params: {
+                max_loop: i32 {
+                    default: -1,
+                    description: "Maximum number of loop devices (default: 8 pre-created)",
+                },
+                max_part: i32 {
+                    default: 0,
+                    description: "Maximum number of partitions per loop device",
+                },
+                hw_queue_depth: i32 {
+                    default: 128,
+                    description: "Queue depth for each hardware queue. Default: 128",
+                },
+                nr_hw_queues: u32 {
+                    default: 1,
+                    description: "Hardware queues per device, each with its own worker thread (default: 1, as loop.c; 0: one per CPU; at most 16 and the number of CPUs)",
+                },
+                nowait: u32 {
+                    default: 0,
+                    description: "Experimental: submit direct I/O with IOCB_NOWAIT from the submitting task first, and use the worker only when that would block (default: 0, off)",
+                },
+                $($extra)*
+            },
+        }
+    };
+}
+
+#[cfg(not(rloop_test_hooks))]
+rloop_module! {}
+
+#[cfg(rloop_test_hooks)]
+rloop_module! {
+    selftest_warn: u32 {
+        default: 0,
+        description: "Test only: emit one WARN at load, to prove the test harness catches splats",
     },
 }
 
@@ -92,19 +107,8 @@ fn fls(x: u32) -> u32 {
 
 impl kernel::Module for RloopModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
-        // The C half of the module must be linked and working: a no-I/O
-        // scope entered through it is visible on the current task.
-        let noio_in_scope = {
-            let _scope = NoIoScope::enter();
-            NoIoScope::is_active()
-        };
-        if !noio_in_scope || NoIoScope::is_active() {
-            pr_err!("C helpers misbehave: memalloc_noio scope not applied\n");
-            return Err(EINVAL);
-        }
-        if module_param::value(&module_parameters::selftest_warn) != 0 {
-            kernel::warn_on!(true);
-        }
+        #[cfg(rloop_test_hooks)]
+        test_hooks::at_load(module_param::value(&module_parameters::selftest_warn))?;
 
         // loop_init()'s parameter checks.
         let max_part = module_param::value(&module_parameters::max_part);
@@ -163,7 +167,10 @@ impl kernel::Module for RloopModule {
             let _ = driver.add(Some(i));
         }
 
-        pr_info!("module loaded, C helpers linked (memalloc_noio scope ok)\n");
+        #[cfg(not(rloop_test_hooks))]
+        pr_info!("module loaded\n");
+        #[cfg(rloop_test_hooks)]
+        pr_info!("module loaded{}\n", test_hooks::LOAD_MESSAGE);
         Ok(RloopModule {
             major: Some(major),
             control: Some(control),

@@ -12,22 +12,84 @@ pub(crate) const LO_NAME_SIZE: usize = 64;
 /// `LO_KEY_SIZE`.
 pub(crate) const LO_KEY_SIZE: u32 = 32;
 
-/// `LO_FLAGS_READ_ONLY`.
-pub(crate) const LO_FLAGS_READ_ONLY: u32 = 1;
-/// `LO_FLAGS_AUTOCLEAR`.
-pub(crate) const LO_FLAGS_AUTOCLEAR: u32 = 4;
-/// `LO_FLAGS_PARTSCAN`.
-pub(crate) const LO_FLAGS_PARTSCAN: u32 = 8;
-/// `LO_FLAGS_DIRECT_IO`.
-pub(crate) const LO_FLAGS_DIRECT_IO: u32 = 16;
+/// `lo_flags`: the `LO_FLAGS_*` bits of a device, in the ABI's encoding.
+/// Bits without a name are kept as user space gave them.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Default)]
+pub(crate) struct LoFlags(u32);
 
-/// `LOOP_SET_STATUS_SETTABLE_FLAGS`.
-pub(crate) const SET_STATUS_SETTABLE_FLAGS: u32 = LO_FLAGS_AUTOCLEAR | LO_FLAGS_PARTSCAN;
-/// `LOOP_SET_STATUS_CLEARABLE_FLAGS`.
-pub(crate) const SET_STATUS_CLEARABLE_FLAGS: u32 = LO_FLAGS_AUTOCLEAR;
-/// `LOOP_CONFIGURE_SETTABLE_FLAGS`.
-pub(crate) const CONFIGURE_SETTABLE_FLAGS: u32 =
-    LO_FLAGS_READ_ONLY | LO_FLAGS_AUTOCLEAR | LO_FLAGS_PARTSCAN | LO_FLAGS_DIRECT_IO;
+impl LoFlags {
+    /// `LO_FLAGS_READ_ONLY`.
+    pub(crate) const READ_ONLY: Self = Self(1);
+    /// `LO_FLAGS_AUTOCLEAR`.
+    pub(crate) const AUTOCLEAR: Self = Self(4);
+    /// `LO_FLAGS_PARTSCAN`.
+    pub(crate) const PARTSCAN: Self = Self(8);
+    /// `LO_FLAGS_DIRECT_IO`.
+    pub(crate) const DIRECT_IO: Self = Self(16);
+
+    /// `LOOP_SET_STATUS_SETTABLE_FLAGS`.
+    pub(crate) const SET_STATUS_SETTABLE: Self = Self::AUTOCLEAR.union(Self::PARTSCAN);
+    /// `LOOP_SET_STATUS_CLEARABLE_FLAGS`.
+    pub(crate) const SET_STATUS_CLEARABLE: Self = Self::AUTOCLEAR;
+    /// `LOOP_CONFIGURE_SETTABLE_FLAGS`.
+    pub(crate) const CONFIGURE_SETTABLE: Self = Self::READ_ONLY
+        .union(Self::AUTOCLEAR)
+        .union(Self::PARTSCAN)
+        .union(Self::DIRECT_IO);
+
+    /// No flag.
+    pub(crate) const fn empty() -> Self {
+        Self(0)
+    }
+
+    /// The flags of the ABI value `bits`.
+    pub(crate) const fn from_bits(bits: u32) -> Self {
+        Self(bits)
+    }
+
+    /// The ABI value.
+    pub(crate) const fn bits(self) -> u32 {
+        self.0
+    }
+
+    /// The flags of `self` and of `other`.
+    pub(crate) const fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    /// The flags of `self` that are also in `other`.
+    pub(crate) const fn intersection(self, other: Self) -> Self {
+        Self(self.0 & other.0)
+    }
+
+    /// Whether every flag of `other` is set in `self`.
+    pub(crate) const fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Sets the flags of `other`.
+    pub(crate) fn insert(&mut self, other: Self) {
+        self.0 |= other.0;
+    }
+
+    /// Clears the flags of `other`.
+    pub(crate) fn remove(&mut self, other: Self) {
+        self.0 &= !other.0;
+    }
+
+    /// Flips the flags of `other`.
+    pub(crate) fn toggle(&mut self, other: Self) {
+        self.0 ^= other.0;
+    }
+}
+
+impl core::ops::BitOr for LoFlags {
+    type Output = Self;
+
+    fn bitor(self, other: Self) -> Self {
+        self.union(other)
+    }
+}
 
 /// `LO_CRYPT_NONE`.
 pub(crate) const LO_CRYPT_NONE: u32 = 0;
@@ -65,7 +127,7 @@ pub(crate) struct LoopInfo64 {
     pub(crate) number: u32,
     pub(crate) encrypt_type: u32,
     pub(crate) encrypt_key_size: u32,
-    pub(crate) flags: u32,
+    pub(crate) flags: LoFlags,
     pub(crate) file_name: [u8; LO_NAME_SIZE],
     pub(crate) crypt_name: [u8; LO_NAME_SIZE],
     pub(crate) encrypt_key: [u8; LO_KEY_SIZE as usize],
@@ -144,7 +206,7 @@ impl LoopInfo64 {
             number: 0,
             encrypt_type: 0,
             encrypt_key_size: 0,
-            flags: 0,
+            flags: LoFlags::empty(),
             file_name: [0; LO_NAME_SIZE],
             crypt_name: [0; LO_NAME_SIZE],
             encrypt_key: [0; LO_KEY_SIZE as usize],
@@ -162,7 +224,7 @@ impl LoopInfo64 {
             number: r.u32(),
             encrypt_type: r.u32(),
             encrypt_key_size: r.u32(),
-            flags: r.u32(),
+            flags: LoFlags::from_bits(r.u32()),
             file_name: r.take(),
             crypt_name: r.take(),
             encrypt_key: r.take(),
@@ -190,7 +252,7 @@ impl LoopInfo64 {
         w.u32(self.number);
         w.u32(self.encrypt_type);
         w.u32(self.encrypt_key_size);
-        w.u32(self.flags);
+        w.u32(self.flags.bits());
         w.put(&self.file_name);
         w.put(&self.crypt_name);
         w.put(&self.encrypt_key);
@@ -266,6 +328,9 @@ pub(crate) fn stored_file_name(name: &[u8; LO_NAME_SIZE]) -> [u8; LO_NAME_SIZE] 
     out
 }
 
+/// `LOOP_MAJOR` (`include/uapi/linux/major.h`).
+pub(crate) const LOOP_MAJOR: u32 = 7;
+
 /// `MINORBITS`: a kernel `dev_t` is the major number above this many bits
 /// of minor number.
 pub(crate) const MINOR_BITS: u32 = 20;
@@ -325,7 +390,7 @@ pub(crate) fn info64_from_old(bytes: &[u8; LOOP_INFO_SIZE]) -> LoopInfo64 {
     info.rdevice = r.u64();
     info.offset = offset_from_int(r.i32());
     r.skip(8); // lo_encrypt_type, lo_encrypt_key_size
-    info.flags = r.i32() as u32;
+    info.flags = LoFlags::from_bits(r.i32() as u32);
     info.file_name = r.take();
     info
 }
@@ -345,7 +410,7 @@ pub(crate) fn info64_to_old(info: &LoopInfo64) -> Result<[u8; LOOP_INFO_SIZE], O
     w.u64(info.rdevice);
     w.u32(offset as u32);
     w.skip(8);
-    w.u32(info.flags);
+    w.u32(info.flags.bits());
     w.put(&info.file_name);
     Ok(out)
 }
@@ -362,7 +427,7 @@ pub(crate) fn info64_from_compat(bytes: &[u8; COMPAT_LOOP_INFO_SIZE]) -> LoopInf
     r.skip(2);
     info.offset = offset_from_int(r.i32());
     r.skip(8);
-    info.flags = r.i32() as u32;
+    info.flags = LoFlags::from_bits(r.i32() as u32);
     info.file_name = r.take();
     info
 }
@@ -386,7 +451,7 @@ pub(crate) fn info64_to_compat(info: &LoopInfo64) -> Result<[u8; COMPAT_LOOP_INF
     w.skip(2);
     w.u32(offset as u32);
     w.skip(8);
-    w.u32(info.flags);
+    w.u32(info.flags.bits());
     w.put(&info.file_name);
     Ok(out)
 }

@@ -5,13 +5,41 @@
 //! The module's kernel-free files are compiled here unchanged through
 //! `#[path]`, so `cargo test` checks the very code the module runs.
 
-#[path = "../../../rust/geometry.rs"]
+/// Stand-in for the module's `kernel_defs` (what it takes from the kernel
+/// crate), with the same names and values, for the kernel-free files.
 #[allow(dead_code)]
-mod geometry;
+mod kernel_defs {
+    pub(crate) const SECTOR_SHIFT: u32 = 9;
+
+    #[derive(Clone, Copy, PartialEq, Eq, Debug)]
+    pub(crate) struct Error(i32);
+
+    impl Error {
+        pub(crate) fn from_errno(errno: i32) -> Self {
+            assert!((-4095..0).contains(&errno), "not an errno: {errno}");
+            Self(errno)
+        }
+
+        pub(crate) fn to_errno(self) -> i32 {
+            self.0
+        }
+    }
+
+    pub(crate) const EIO: Error = Error(-5);
+    pub(crate) const EAGAIN: Error = Error(-11);
+
+    pub(crate) fn eopnotsupp() -> Error {
+        Error(-95)
+    }
+}
+
+#[path = "../../../rust/capacity.rs"]
+#[allow(dead_code)]
+mod capacity;
 
 #[cfg(test)]
-mod geometry_tests {
-    use super::geometry::*;
+mod capacity_tests {
+    use super::capacity::*;
 
     #[test]
     fn capacity_is_file_size_in_sectors() {
@@ -129,67 +157,99 @@ mod dio_tests {
     }
 }
 
-#[path = "../../../rust/status.rs"]
+#[path = "../../../rust/completion.rs"]
 #[allow(dead_code)]
-mod status;
+mod completion;
 
 #[cfg(test)]
-mod status_tests {
-    use super::status::*;
+mod completion_tests {
+    use super::completion::*;
+    use super::kernel_defs::Error;
+
+    /// What ends a request with `errno`.
+    fn fail(errno: i32) -> Completion {
+        Completion::Done(Err(Error::from_errno(errno)))
+    }
+
+    /// What ends a request successfully.
+    const OK: Completion = Completion::Done(Ok(()));
+
+    /// [`completion`] of the raw result `ret`.
+    fn done(is_read: bool, ret: isize, bytes: u32) -> Completion {
+        completion(is_read, io_result(ret), bytes)
+    }
+
+    /// [`nowait_completion`] of the raw result `ret`.
+    fn nowait(is_read: bool, ret: isize, bytes: u32) -> Completion {
+        nowait_completion(is_read, io_result(ret), bytes)
+    }
+
+    /// [`sync_result`] of an errno, 0 for success, as an errno.
+    fn sync(errno: i32) -> i32 {
+        let ret = match errno {
+            0 => Ok(()),
+            e => Err(Error::from_errno(e)),
+        };
+        sync_result(ret).map_or_else(Error::to_errno, |()| 0)
+    }
+
+    #[test]
+    fn raw_results_become_results() {
+        assert_eq!(io_result(4096), Ok(4096));
+        assert_eq!(io_result(0), Ok(0));
+        assert_eq!(io_result(-5), Err(Error::from_errno(-5)));
+        assert_eq!(io_result(-4095), Err(Error::from_errno(-4095)));
+        // What is neither a size nor an errno is an I/O error.
+        assert_eq!(io_result(-4096), Err(Error::from_errno(-5)));
+        assert_eq!(io_result(isize::MIN), Err(Error::from_errno(-5)));
+    }
 
     #[test]
     fn errors_end_the_request_with_their_errno() {
-        assert_eq!(completion(true, -5, 4096), Completion::Done(-5));
-        assert_eq!(completion(false, -28, 4096), Completion::Done(-28));
+        assert_eq!(done(true, -5, 4096), fail(-5));
+        assert_eq!(done(false, -28, 4096), fail(-28));
     }
 
     #[test]
     fn full_transfers_and_short_writes_succeed() {
-        assert_eq!(completion(true, 4096, 4096), Completion::Done(0));
-        assert_eq!(completion(false, 4096, 4096), Completion::Done(0));
+        assert_eq!(done(true, 4096, 4096), OK);
+        assert_eq!(done(false, 4096, 4096), OK);
         // loop.c reports a short write as success.
-        assert_eq!(completion(false, 512, 4096), Completion::Done(0));
-        assert_eq!(completion(false, 0, 4096), Completion::Done(0));
+        assert_eq!(done(false, 512, 4096), OK);
+        assert_eq!(done(false, 0, 4096), OK);
     }
 
     #[test]
     fn short_reads_retry_or_fail() {
-        assert_eq!(completion(true, 512, 4096), Completion::RetryRest(512));
-        assert_eq!(completion(true, 0, 4096), Completion::ZeroFillAndFail);
+        assert_eq!(done(true, 512, 4096), Completion::RetryRest(512));
+        assert_eq!(done(true, 0, 4096), Completion::ZeroFillAndFail);
         // A zero-length request is complete with zero bytes.
-        assert_eq!(completion(true, 0, 0), Completion::Done(0));
+        assert_eq!(done(true, 0, 0), OK);
     }
 
     #[test]
     fn nowait_attempts_resubmit_what_would_block() {
-        assert_eq!(nowait_completion(true, -11, 4096), Completion::Resubmit);
-        assert_eq!(nowait_completion(false, -11, 4096), Completion::Resubmit);
+        assert_eq!(nowait(true, -11, 4096), Completion::Resubmit);
+        assert_eq!(nowait(false, -11, 4096), Completion::Resubmit);
         // A short write is redone whole, never reported as success.
-        assert_eq!(nowait_completion(false, 512, 4096), Completion::Resubmit);
-        assert_eq!(nowait_completion(false, 0, 4096), Completion::Resubmit);
+        assert_eq!(nowait(false, 512, 4096), Completion::Resubmit);
+        assert_eq!(nowait(false, 0, 4096), Completion::Resubmit);
         // Everything else as without NOWAIT.
-        assert_eq!(nowait_completion(false, 4096, 4096), Completion::Done(0));
-        assert_eq!(nowait_completion(true, 4096, 4096), Completion::Done(0));
-        assert_eq!(
-            nowait_completion(true, 512, 4096),
-            Completion::RetryRest(512)
-        );
-        assert_eq!(
-            nowait_completion(true, 0, 4096),
-            Completion::ZeroFillAndFail
-        );
-        assert_eq!(nowait_completion(false, -5, 4096), Completion::Done(-5));
+        assert_eq!(nowait(false, 4096, 4096), OK);
+        assert_eq!(nowait(true, 4096, 4096), OK);
+        assert_eq!(nowait(true, 512, 4096), Completion::RetryRest(512));
+        assert_eq!(nowait(true, 0, 4096), Completion::ZeroFillAndFail);
+        assert_eq!(nowait(false, -5, 4096), fail(-5));
         // Without NOWAIT, -EAGAIN is an error like any other (loop.c).
-        assert_eq!(completion(true, -11, 4096), Completion::Done(-11));
+        assert_eq!(done(true, -11, 4096), fail(-11));
     }
 
     #[test]
     fn synchronous_results_keep_only_eopnotsupp() {
-        assert_eq!(sync_result(0), 0);
-        assert_eq!(sync_result(-95), -95);
-        assert_eq!(sync_result(-22), -5);
-        assert_eq!(sync_result(-28), -5);
-        assert_eq!(sync_result(3), -5);
+        assert_eq!(sync(0), 0);
+        assert_eq!(sync(-95), -95);
+        assert_eq!(sync(-22), -5);
+        assert_eq!(sync(-28), -5);
     }
 }
 
@@ -201,6 +261,32 @@ mod uapi;
 mod uapi_tests {
     use super::uapi::*;
 
+    #[test]
+    fn flags_have_the_abi_values() {
+        assert_eq!(LoFlags::READ_ONLY.bits(), 1);
+        assert_eq!(LoFlags::AUTOCLEAR.bits(), 4);
+        assert_eq!(LoFlags::PARTSCAN.bits(), 8);
+        assert_eq!(LoFlags::DIRECT_IO.bits(), 16);
+        assert_eq!(LoFlags::SET_STATUS_SETTABLE.bits(), 12);
+        assert_eq!(LoFlags::SET_STATUS_CLEARABLE.bits(), 4);
+        assert_eq!(LoFlags::CONFIGURE_SETTABLE.bits(), 29);
+    }
+
+    #[test]
+    fn flag_operations() {
+        let mut f = LoFlags::from_bits(0x100) | LoFlags::AUTOCLEAR;
+        assert!(f.contains(LoFlags::AUTOCLEAR));
+        assert!(!LoFlags::CONFIGURE_SETTABLE.contains(f));
+        f.remove(LoFlags::from_bits(0x100));
+        assert!(LoFlags::CONFIGURE_SETTABLE.contains(f));
+        f.insert(LoFlags::DIRECT_IO);
+        f.toggle(LoFlags::DIRECT_IO);
+        assert_eq!(f, LoFlags::AUTOCLEAR);
+        let only = f.intersection(LoFlags::SET_STATUS_SETTABLE);
+        assert_eq!(only, LoFlags::AUTOCLEAR);
+        assert_eq!(LoFlags::empty().bits(), 0);
+    }
+
     fn sample() -> LoopInfo64 {
         let mut info = LoopInfo64::zeroed();
         info.device = 0x0102_0304_0506_0708;
@@ -209,7 +295,7 @@ mod uapi_tests {
         info.offset = 4096;
         info.sizelimit = 1 << 20;
         info.number = 3;
-        info.flags = LO_FLAGS_AUTOCLEAR | LO_FLAGS_DIRECT_IO;
+        info.flags = LoFlags::AUTOCLEAR | LoFlags::DIRECT_IO;
         info.file_name[..4].copy_from_slice(b"/img");
         info.init = [9, 10];
         info
@@ -285,7 +371,7 @@ mod uapi_tests {
         assert_eq!(info.device, 0x700);
         assert_eq!(info.inode, 42);
         assert_eq!(info.offset, 4096);
-        assert_eq!(info.flags, 4);
+        assert_eq!(info.flags, LoFlags::AUTOCLEAR);
         assert_eq!(&info.file_name[..4], b"/img");
         // loop.c drops the encryption type and the size limit.
         assert_eq!(info.encrypt_type, 0);
@@ -329,7 +415,7 @@ mod uapi_tests {
         info.inode = 77;
         info.rdevice = 0x0102;
         info.offset = 512;
-        info.flags = 16;
+        info.flags = LoFlags::DIRECT_IO;
         info.file_name[0] = b'x';
         let raw = info64_to_compat(&info).unwrap();
         assert_eq!(raw.len(), 140);

@@ -1,12 +1,12 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Size and block-size arithmetic of a loop device.
+//! The capacity of a loop device: loop.c's `get_size()`.
 //!
-//! Kernel-free: it uses only `core`, so host `cargo test` (tests/host)
-//! compiles this file unchanged.
+//! Kernel-free: besides `core` it uses only `crate::kernel_defs`, for
+//! which host `cargo test` (tests/host) has a stand-in; both compile this
+//! file unchanged.
 
-/// Log2 of the 512-byte sector that block layer capacities count in.
-pub(crate) const SECTOR_SHIFT: u32 = 9;
+use crate::kernel_defs::SECTOR_SHIFT;
 
 /// Capacity, in 512-byte sectors, of a loop device over a file of
 /// `file_size` bytes, starting `offset` bytes into it and limited to

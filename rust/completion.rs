@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! How a loop request ends, from the result of its backing-file operation.
+//!
+//! Kernel-free: besides `core` it uses only `crate::kernel_defs`, the
+//! kernel crate's error codes, for which host `cargo test` (tests/host)
+//! has a stand-in; both compile this file unchanged.
+
+use crate::kernel_defs::{eopnotsupp, Error, EAGAIN, EIO};
+
+/// `MAX_ERRNO`: results from -1 to `-MAX_ERRNO` are errnos.
+const MAX_ERRNO: i32 = 4095;
+
+/// How to end a request (`lo_complete_rq`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Completion {
+    /// End the request, successfully or with this error.
+    Done(Result<(), Error>),
+    /// A short read: account this many bytes and requeue the rest.
+    RetryRest(u32),
+    /// A read that got no data at all: zero the buffers, end with EIO.
+    ZeroFillAndFail,
+    /// A NOWAIT attempt that would have blocked: do all of the request
+    /// again, allowed to block. Nothing of the attempt is reported.
+    Resubmit,
+}
+
+/// The result of a backing-file operation as the kernel reports it, the
+/// bytes transferred or a negative errno. Any other negative value is an
+/// I/O error.
+pub(crate) fn io_result(ret: isize) -> Result<usize, Error> {
+    if let Ok(done) = usize::try_from(ret) {
+        return Ok(done);
+    }
+    match i32::try_from(ret) {
+        Ok(errno) if errno >= -MAX_ERRNO => Err(Error::from_errno(errno)),
+        _ => Err(EIO),
+    }
+}
+
+/// `lo_complete_rq`: `ret` is the bytes transferred or the error, `bytes`
+/// the request's size. A short write counts as success, as in loop.c.
+pub(crate) fn completion(is_read: bool, ret: Result<usize, Error>, bytes: u32) -> Completion {
+    let done = match ret {
+        Ok(done) => done,
+        Err(e) => return Completion::Done(Err(e)),
+    };
+    if done as u64 == u64::from(bytes) || !is_read {
+        return Completion::Done(Ok(()));
+    }
+    if done > 0 {
+        // `done` < `bytes` here, so it fits.
+        Completion::RetryRest(done as u32)
+    } else {
+        Completion::ZeroFillAndFail
+    }
+}
+
+/// [`completion`] for an I/O submitted with `IOCB_NOWAIT`. `EAGAIN`
+/// means it would have blocked, possibly after doing part of the work. A
+/// short write, which loop.c would report as success, is redone too: under
+/// NOWAIT it more likely means "stopped before blocking" than anything a
+/// blocking write would return, and writing the same data twice is
+/// harmless while the request is not ended.
+pub(crate) fn nowait_completion(
+    is_read: bool,
+    ret: Result<usize, Error>,
+    bytes: u32,
+) -> Completion {
+    let short_write = !is_read && matches!(ret, Ok(done) if (done as u64) < u64::from(bytes));
+    if ret == Err(EAGAIN) || short_write {
+        return Completion::Resubmit;
+    }
+    completion(is_read, ret, bytes)
+}
+
+/// `loop_handle_cmd` for requests done without a kiocb (flush, discard,
+/// write zeroes, refused writes): `EOPNOTSUPP` stays, any other error
+/// becomes `EIO`.
+pub(crate) fn sync_result(ret: Result<(), Error>) -> Result<(), Error> {
+    match ret {
+        Ok(()) => Ok(()),
+        Err(e) if e == eopnotsupp() => Err(e),
+        Err(_) => Err(EIO),
+    }
+}

@@ -1,0 +1,41 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! What the kernel-free files take from the kernel crate: error codes and
+//! the sector size.
+//!
+//! Host tests compile those files against a stand-in with the same names
+//! (tests/host). Linux 7.2's kernel crate lacks `EOPNOTSUPP` and `ENOSYS`,
+//! which 7.3 adds; on 7.2 they are made from the C values when asked for,
+//! as `Error` has no public `const` constructor there.
+
+pub(crate) use kernel::{
+    block::SECTOR_SHIFT,
+    error::{
+        code::{EAGAIN, EIO},
+        Error,
+    },
+};
+
+/// `EOPNOTSUPP`.
+#[cfg(rloop_linux_7_3)]
+pub(crate) fn eopnotsupp() -> Error {
+    kernel::error::code::EOPNOTSUPP
+}
+
+/// `EOPNOTSUPP`.
+#[cfg(not(rloop_linux_7_3))]
+pub(crate) fn eopnotsupp() -> Error {
+    Error::from_errno(-(kernel::bindings::EOPNOTSUPP as i32))
+}
+
+/// `ENOSYS`.
+#[cfg(rloop_linux_7_3)]
+pub(crate) fn enosys() -> Error {
+    kernel::error::code::ENOSYS
+}
+
+/// `ENOSYS`.
+#[cfg(not(rloop_linux_7_3))]
+pub(crate) fn enosys() -> Error {
+    Error::from_errno(-(kernel::bindings::ENOSYS as i32))
+}
