@@ -30,8 +30,8 @@
 
 use crate::{
     blk::{
-        bvec::BvecTable,
-        impl_request_field, with_plug, Op, Operations, Request, RequestListNode, Status,
+        bvec::BvecTable, impl_request_field, with_plug, Op, Operations, Request, RequestListNode,
+        Status,
     },
     completion,
     device::{IoTarget, LoopDevice, LoopOps, PendingList},
