@@ -2,6 +2,7 @@
 # Lint gates: rustfmt, clippy with the kernel's lint set (Kbuild CLIPPY=1),
 # rustdoc of the module without warnings, checkpatch.pl --strict on the
 # C helpers, no `unsafe` in the driver-logic files (DRIVER_LOGIC below),
+# the layering of rust/ (scripts/import-graph.py),
 # and shellcheck on every bash script and pyflakes on every Python one.
 # Usage: lint.sh [--fix] ; --fix only formats (make fmt).
 # Every gate runs; the exit status is non-zero if any of them failed.
@@ -100,6 +101,11 @@ elif ! awk '{ code = $0; sub(/\/\/.*/, "", code) }
 	failed+=(unsafe)
 fi
 
+progress "layering of rust/ (scripts/import-graph.py --check)"
+if ! /usr/bin/python3 "$RLOOP_ROOT/scripts/import-graph.py" --check "$RLOOP_ROOT/rust"; then
+	failed+=(layering)
+fi
+
 progress "shellcheck on the bash scripts (${#SHELL_FILES[@]} files)"
 if ! command -v shellcheck >/dev/null; then
 	printf 'shellcheck not found: install Debian'"'"'s shellcheck (make deps)\n'
@@ -121,4 +127,4 @@ fi
 if [ ${#failed[@]} -gt 0 ]; then
 	die "lint failed: ${failed[*]}" "fix the reports above; 'make fmt' fixes formatting"
 fi
-progress "lint clean: rustfmt, clippy, rustdoc, checkpatch, no unsafe in the driver logic, shellcheck, pyflakes"
+progress "lint clean: rustfmt, clippy, rustdoc, checkpatch, no unsafe in the driver logic, layering, shellcheck, pyflakes"
