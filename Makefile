@@ -71,7 +71,7 @@ bench:
 fmt:
 	@$(SCRIPTS)/lint.sh --fix
 
-## make lint: rustfmt --check, no unsafe in the driver logic, clippy (CLIPPY=1), rustdoc, checkpatch --strict
+## make lint: rustfmt --check, clippy (CLIPPY=1), rustdoc, checkpatch --strict, no unsafe in the driver logic, the layering of rust/, shellcheck, pyflakes
 lint:
 	@$(SCRIPTS)/lint.sh
 

@@ -192,11 +192,12 @@ impl Driver {
         self.add(None)
     }
 
-    /// Deletes every device, at module unload, the highest index first.
+    /// Deletes every device, at module unload, by increasing index, as
+    /// `loop_exit()` walks its idr.
     pub(crate) fn remove_all(&self) {
         let _ctl = self.ctl_lock.lock();
         loop {
-            let entry = self.devices.lock().pop();
+            let entry = self.devices.lock().take_lowest();
             match entry {
                 // del_gendisk() outside the table lock.
                 Some(entry) => drop(entry),

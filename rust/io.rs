@@ -230,15 +230,17 @@ fn direction(op: Op) -> Direction {
 /// must not call into a file system (see [`SubmitterScope`]). An attempt
 /// that would block ends in [`LoopOps::complete`], which hands it on.
 fn submit_nowait(dev: &LoopDevice, rq: Request<LoopOps>) -> Option<Request<LoopOps>> {
-    let op = rq.op();
-    if !matches!(op, Op::Read | Op::Write) {
+    if !matches!(rq.op(), Op::Read | Op::Write) {
         return Some(rq);
     }
     // The task check first: it refuses most often, and is cheaper than
     // taking the target, which the worker then takes again.
-    let Some(_scope) = SubmitterScope::try_enter() else {
-        return Some(rq);
-    };
+    SubmitterScope::run(rq, |rq| submit_in_scope(dev, rq)).unwrap_or_else(Some)
+}
+
+/// [`submit_nowait`] in the submitter's scope.
+fn submit_in_scope(dev: &LoopDevice, rq: Request<LoopOps>) -> Option<Request<LoopOps>> {
+    let op = rq.op();
     let Some(target) = dev.bound_target().filter(|t| t.nowait) else {
         return Some(rq);
     };

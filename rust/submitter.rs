@@ -19,7 +19,8 @@ use crate::{helpers_ffi as ffi, memalloc::NoIoScope};
 use core::marker::PhantomData;
 use kernel::bindings;
 
-/// The current task, borrowed to call into a backing file system.
+/// The current task, borrowed to call into a backing file system, for the
+/// length of a closure ([`SubmitterScope::run`]).
 ///
 /// While it lasts, allocations do no I/O for reclaim (so none recurses into
 /// the block layer, and reclaim's lockdep map is not taken under the
@@ -28,6 +29,10 @@ use kernel::bindings;
 /// added to a plug being flushed, or deferred until the outer
 /// `submit_bio()` returns, which a file system waiting for them would
 /// never see.
+///
+/// A scope exists only inside [`SubmitterScope::run`]: a plug started in
+/// the closure (`with_plug`) is finished before the scope gives the task
+/// its own plug back, which would otherwise point at a dead stack frame.
 ///
 /// # Invariants
 ///
@@ -43,11 +48,23 @@ pub(crate) struct SubmitterScope {
 }
 
 impl SubmitterScope {
-    /// Enters the scope if the current task holds no journal handle, is not
-    /// in reclaim, or in a no-FS or no-I/O section, and has at least half
-    /// its stack left. Otherwise the caller must hand the work to a thread
-    /// of its own.
-    pub(crate) fn try_enter() -> Option<Self> {
+    /// Runs `f(arg)` in the scope if the current task holds no journal
+    /// handle, is not in reclaim, or in a no-FS or no-I/O section, and has
+    /// at least half its stack left. Otherwise gives `arg` back: the
+    /// caller must hand the work to a thread of its own.
+    pub(crate) fn run<T, R>(arg: T, f: impl FnOnce(T) -> R) -> Result<R, T> {
+        let Some(scope) = Self::try_enter() else {
+            return Err(arg);
+        };
+        let ret = f(arg);
+        // The scope ends here, after everything `f` started in it.
+        drop(scope);
+        Ok(ret)
+    }
+
+    /// Enters the scope; only [`SubmitterScope::run`] calls it, so that
+    /// the scope never outlives the closure.
+    fn try_enter() -> Option<Self> {
         // SAFETY: Reads fields of `current` and its stack pointer only.
         if !unsafe { ffi::rloop_current_may_enter_fs() } {
             return None;

@@ -152,7 +152,7 @@ impl<T: DiskOperations> Disk<T> {
         let _guard = open_mutex.lock();
         // SAFETY: `open_mutex` is held until `_guard` drops, after the last
         // use of the `OpenLockedDisk`.
-        unsafe { OpenLockedDisk::new(self) }.rescan_partitions()
+        unsafe { OpenLockedDisk::new(self) }.rescan_partitions_locked()
     }
 
     /// Freezes the queue: waits for I/O in flight and holds back new I/O
@@ -213,8 +213,9 @@ impl<'a, T: DiskOperations> OpenLockedDisk<'a, T> {
     }
 
     /// Rescans partitions (`bdev_disk_changed()`) under the held
-    /// `open_mutex`; shadows [`Disk::rescan_partitions`], which takes it.
-    pub(crate) fn rescan_partitions(&self) -> Result {
+    /// `open_mutex`; [`Disk::rescan_partitions`] takes the lock itself, and
+    /// would deadlock here.
+    pub(crate) fn rescan_partitions_locked(&self) -> Result {
         // SAFETY: The disk is valid (`Disk` invariant: live) and its
         // `open_mutex` is held (type invariant), as `bdev_disk_changed`
         // requires.

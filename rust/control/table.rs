@@ -6,6 +6,9 @@
 //! first free index is found in one pass. The kernel crate's `XArray` (7.2
 //! and 7.3) has no search for an unused index nor iteration, which
 //! `LOOP_CTL_ADD` of `-1`, `LOOP_CTL_GET_FREE` and the unload need.
+//! `maple_tree::MapleTreeAlloc` (the IDR's successor) and `id_pool::IdPool`
+//! would give the free index; a move to one of them, with the devices kept
+//! beside it, is left for when the table outgrows a vector.
 
 use crate::blk::GenDisk;
 use crate::device::{LoopDevice, LoopOps};
@@ -80,8 +83,11 @@ impl DeviceTable {
         self.entries.remove(pos).ok()
     }
 
-    /// Takes out the device of the highest index.
-    pub(super) fn pop(&mut self) -> Option<Entry> {
-        self.entries.pop()
+    /// Takes out the device of the lowest index.
+    pub(super) fn take_lowest(&mut self) -> Option<Entry> {
+        if self.entries.is_empty() {
+            return None;
+        }
+        self.entries.remove(0).ok()
     }
 }

@@ -21,6 +21,7 @@ use kernel::{
     sync::{
         aref::ARef,
         atomic::ordering::{Acquire, Relaxed, Release},
+        MutexGuard,
     },
 };
 
@@ -89,10 +90,11 @@ impl LoopDevice {
         State::from_u32(self.state.load(Acquire))
     }
 
-    /// Moves the device to `state`; `cfg` proves the config lock is held.
-    /// After [`Self::publish`] for a move to `Bound`, so that a request
-    /// taken then finds its target.
-    pub(super) fn set_state(&self, _cfg: &mut Config, state: State) {
+    /// Moves the device to `state`; `cfg`, the guard of this device's
+    /// `config`, proves its lock is held. After [`Self::publish`] for a
+    /// move to `Bound`, so that a request taken then finds its target.
+    pub(super) fn set_state(&self, cfg: &mut MutexGuard<'_, Config>, state: State) {
+        debug_assert!(core::ptr::eq(cfg.lock_ref(), &self.config));
         self.state.store(state as u32, Release);
     }
 
@@ -225,7 +227,7 @@ impl LoopDevice {
         binding.file.restore_gfp_mask(binding.saved_gfp);
         disk.force_media_change();
         // Removes all partitions, BLKPG-added ones included.
-        if let Err(e) = disk.rescan_partitions() {
+        if let Err(e) = disk.rescan_partitions_locked() {
             pr_warn!(
                 "__loop_clr_fd: partition scan of loop{} failed (rc={})\n",
                 self.index,
