@@ -30,14 +30,30 @@ use kernel::{
     },
 };
 
-/// `fallocate()` modes (`include/uapi/linux/falloc.h`), not in the bindings.
-pub(crate) mod falloc {
-    /// `FALLOC_FL_KEEP_SIZE`.
-    pub(crate) const KEEP_SIZE: i32 = 0x01;
-    /// `FALLOC_FL_PUNCH_HOLE`.
-    pub(crate) const PUNCH_HOLE: i32 = 0x02;
-    /// `FALLOC_FL_ZERO_RANGE`.
-    pub(crate) const ZERO_RANGE: i32 = 0x10;
+/// What [`BackingFile::fallocate`] does to a range of the file, whose size
+/// it never changes (`FALLOC_FL_KEEP_SIZE`, as loop.c).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Falloc {
+    /// Deallocate the range (`FALLOC_FL_PUNCH_HOLE`): a discard.
+    PunchHole,
+    /// Zero the range, keeping its blocks (`FALLOC_FL_ZERO_RANGE`): a
+    /// write-zeroes that must not unmap.
+    ZeroRange,
+}
+
+impl Falloc {
+    /// The `fallocate()` mode (`include/uapi/linux/falloc.h`, not in the
+    /// bindings).
+    fn mode(self) -> i32 {
+        const KEEP_SIZE: i32 = 0x01;
+        const PUNCH_HOLE: i32 = 0x02;
+        const ZERO_RANGE: i32 = 0x10;
+        KEEP_SIZE
+            | match self {
+                Self::PunchHole => PUNCH_HOLE,
+                Self::ZeroRange => ZERO_RANGE,
+            }
+    }
 }
 
 /// What `vfs_getattr()` tells about a backing file, for `LOOP_GET_STATUS`.
@@ -280,11 +296,11 @@ impl BackingFile {
     }
 
     /// Calls the file's `->fallocate` with `mode` on `len` bytes at `pos`.
-    pub(crate) fn fallocate(&self, mode: i32, pos: i64, len: i64) -> Result {
+    pub(crate) fn fallocate(&self, op: Falloc, pos: i64, len: i64) -> Result {
         let fallocate = self.f_op().fallocate.ok_or_else(eopnotsupp)?;
         // SAFETY: The file is valid and implements `->fallocate`.
         // The result is 0 or a negative errno, which fits an `int`.
-        to_result(unsafe { fallocate(self.as_raw(), mode, pos, len) } as i32)
+        to_result(unsafe { fallocate(self.as_raw(), op.mode(), pos, len) } as i32)
     }
 
     /// Writes the file's path into `buf` (`file_path()`), returning the
@@ -411,10 +427,11 @@ impl FileIo {
         }
     }
 
-    /// The result of the last I/O: bytes transferred, or a negative errno.
+    /// The result of the last I/O: the bytes transferred, or the error.
     /// Valid once the owner is handed back.
-    pub(crate) fn result(&self) -> isize {
-        self.result.load(Acquire)
+    pub(crate) fn result(&self) -> Result<usize> {
+        // The kiocb's own form (`ki_complete`'s `ret`), converted once.
+        crate::completion::io_result(self.result.load(Acquire))
     }
 
     /// Whether the last I/O was submitted with [`IoMode::DirectNowait`], so
@@ -426,9 +443,13 @@ impl FileIo {
 
     /// Records the result of an operation the owner did without a kiocb,
     /// such as a flush, for whoever completes it.
-    pub(crate) fn set_result(&self, result: isize) {
+    pub(crate) fn set_result(&self, result: Result<usize>) {
+        let raw = match result {
+            Ok(done) => isize::try_from(done).unwrap_or(isize::MAX),
+            Err(e) => e.to_errno() as isize,
+        };
         self.nowait.store(false, Relaxed);
-        self.result.store(result, Release);
+        self.result.store(raw, Release);
     }
 
     /// Submits a read or write of `owner`'s memory at byte `pos` of `file`,

@@ -35,7 +35,7 @@ use crate::{
     },
     completion,
     device::{IoTarget, LoopDevice, LoopOps, PendingList},
-    file_io::{falloc, BackingFile, Direction, FileIo, IoMode},
+    file_io::{BackingFile, Direction, Falloc, FileIo, IoMode},
     kernel_defs::eopnotsupp,
     kthread::{Drain, DrainWorker},
     memalloc::LoopWorkerScope,
@@ -99,7 +99,7 @@ impl Operations for LoopOps {
     fn complete(rq: Request<Self>) {
         let io = &rq.data().io;
         let is_read = rq.op() == Op::Read;
-        let (ret, bytes) = (completion::io_result(io.result()), rq.bytes());
+        let (ret, bytes) = (io.result(), rq.bytes());
         let completion = match io.was_nowait() {
             true => completion::nowait_completion(is_read, ret, bytes),
             false => completion::completion(is_read, ret, bytes),
@@ -197,9 +197,9 @@ fn handle_request(rq: Request<LoopOps>, target: Option<&IoTarget>) {
         }
         Op::Discard | Op::WriteZeroes => {
             let mode = if op == Op::WriteZeroes && rq.is_nounmap() {
-                falloc::ZERO_RANGE
+                Falloc::ZeroRange
             } else {
-                falloc::PUNCH_HOLE
+                Falloc::PunchHole
             };
             let ret = fallocate(&rq, target.file.clone(), mode, pos);
             finish_sync(rq, ret);
@@ -264,20 +264,20 @@ fn submit_in_scope(dev: &LoopDevice, rq: Request<LoopOps>) -> Option<Request<Loo
 }
 
 /// `lo_fallocate`: discard and write-zeroes through the file's fallocate.
-fn fallocate(rq: &Request<LoopOps>, file: ARef<File>, mode: i32, pos: i64) -> Result {
+fn fallocate(rq: &Request<LoopOps>, file: ARef<File>, mode: Falloc, pos: i64) -> Result {
     let disk = rq.disk();
     if disk.max_discard_sectors() == 0 {
         return Err(eopnotsupp());
     }
     let file = BackingFile::from_file(file);
-    let ret = file.fallocate(mode | falloc::KEEP_SIZE, pos, i64::from(rq.bytes()));
+    let ret = file.fallocate(mode, pos, i64::from(rq.bytes()));
     if ret == Err(eopnotsupp()) {
         // Configured in the hope that fallocate works; it does not, so stop
         // advertising it, and the error is seen once. Without waiting for
         // `limits_lock`: a limits update under way waits for this request
         // (loop.c waits here, and can deadlock with LOOP_SET_BLOCK_SIZE).
         let _ = disk.try_update_limits(|lim| {
-            if mode == falloc::ZERO_RANGE {
+            if mode == Falloc::ZeroRange {
                 lim.clear_write_zeroes();
             } else {
                 lim.clear_discard();
@@ -290,7 +290,8 @@ fn fallocate(rq: &Request<LoopOps>, file: ARef<File>, mode: i32, pos: i64) -> Re
 /// Completes a request handled without a kiocb, with loop.c's rule for
 /// such results: `EOPNOTSUPP` stays, any other error is an I/O error.
 fn finish_sync(rq: Request<LoopOps>, ret: Result) {
-    let ret = completion::sync_result(ret).map_or_else(|e| e.to_errno() as isize, |()| 0);
-    rq.data().io.set_result(ret);
+    rq.data()
+        .io
+        .set_result(completion::sync_result(ret).map(|()| 0));
     rq.complete_inline();
 }
