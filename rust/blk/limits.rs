@@ -16,13 +16,25 @@ use kernel::{
 #[repr(transparent)]
 pub(crate) struct Limits(pub(super) bindings::queue_limits);
 
-/// Queue feature bits (`BLK_FEAT_*`), mirrored from `include/linux/blkdev.h`
-/// and checked against it at build time in `helpers.c`.
-pub(crate) mod features {
+/// A queue feature (`BLK_FEAT_*`) that [`Limits::set_feature`] turns on or
+/// off.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) enum Feature {
     /// `BLK_FEAT_WRITE_CACHE`: the device has a volatile write cache.
-    pub(crate) const WRITE_CACHE: u32 = 1 << 0;
+    WriteCache,
     /// `BLK_FEAT_ROTATIONAL`: the device is rotational.
-    pub(crate) const ROTATIONAL: u32 = 1 << 2;
+    Rotational,
+}
+
+impl Feature {
+    /// The feature's bit, mirrored from `include/linux/blkdev.h` and
+    /// checked against it at build time in `helpers.c`.
+    fn bit(self) -> u32 {
+        match self {
+            Self::WriteCache => 1 << 0,
+            Self::Rotational => 1 << 2,
+        }
+    }
 }
 
 impl Limits {
@@ -33,12 +45,12 @@ impl Limits {
         self.0.io_min = size;
     }
 
-    /// Sets or clears `BLK_FEAT_*` feature bits.
-    pub(crate) fn set_feature(&mut self, feature: u32, on: bool) {
+    /// Turns `feature` on or off.
+    pub(crate) fn set_feature(&mut self, feature: Feature, on: bool) {
         if on {
-            self.0.features |= feature;
+            self.0.features |= feature.bit();
         } else {
-            self.0.features &= !feature;
+            self.0.features &= !feature.bit();
         }
     }
 

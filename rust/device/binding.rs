@@ -5,7 +5,7 @@
 
 use super::{state::Config, LoopDevice, LoopOps};
 use crate::{
-    blk::{features, Disk, GroupRegistration, Limits},
+    blk::{Disk, Feature, GroupRegistration, Limits},
     capacity,
     dio::{self, DioInputs},
     file_io::BackingFile,
@@ -77,10 +77,10 @@ impl LoopDevice {
 pub(super) fn set_limits(lim: &mut Limits, file: &BackingFile, flags: LoFlags, block_size: u32) {
     lim.set_block_size(block_size);
     lim.set_feature(
-        features::WRITE_CACHE,
+        Feature::WriteCache,
         file.has_fsync() && !flags.contains(LoFlags::READ_ONLY),
     );
-    lim.set_feature(features::ROTATIONAL, file.is_rotational());
+    lim.set_feature(Feature::Rotational, file.is_rotational());
     let (max_discard, granularity) = file.discard_config();
     lim.set_discard(max_discard, granularity);
 }
