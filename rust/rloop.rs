@@ -25,6 +25,7 @@ mod helpers_ffi;
 mod hw_queues;
 mod io;
 mod kernel_defs;
+mod kiocb;
 mod kthread;
 mod memalloc;
 mod misc;

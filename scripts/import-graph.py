@@ -15,11 +15,11 @@ import sys
 
 
 DRIVER = {'rloop', 'control', 'device', 'io'}
-ABSTRACTIONS = {'blk', 'file_io', 'kthread', 'memalloc', 'misc', 'module_ref',
+ABSTRACTIONS = {'blk', 'file_io', 'kiocb', 'kthread', 'memalloc', 'misc', 'module_ref',
                 'module_param', 'capability', 'submitter', 'helpers_ffi'}
 # module: the modules it must not use.
 FORBIDDEN = {name: DRIVER for name in ABSTRACTIONS}
-FORBIDDEN['blk'] = DRIVER | {'file_io'}
+FORBIDDEN['blk'] = DRIVER | {'file_io', 'kiocb'}
 FORBIDDEN['device'] = {'control', 'io', 'rloop'}
 
 
