@@ -8,7 +8,11 @@
 # and the differential suite tests/cases/40-diff.sh against the kernel's
 # own loop.ko, in the same boot.
 #
-#   check-distro.sh [KERNEL...]
+#   check-distro.sh [KERNEL...] [--build-only KERNEL...]
+#
+# The kernels after --build-only only get rloop.ko built for them, with
+# the check of its vermagic, and no boot (make check does that for the 7.3
+# kernel: its boot would cost the suite's budget some 3 minutes).
 #
 # The guest's kernel log is saved in results/dmesg-distro-RELEASE.txt.
 set -euo pipefail
@@ -22,7 +26,12 @@ results=$RLOOP_ROOT/results
 
 failed=()
 summary=()
+build_only=
 for kernel in "${kernels[@]}"; do
+	if [ "$kernel" = --build-only ]; then
+		build_only=1
+		continue
+	fi
 	start=$SECONDS
 	release=$("$RLOOP_ROOT/scripts/distro.sh" --resolve "$kernel")
 	progress "$kernel is Linux $release"
@@ -30,6 +39,10 @@ for kernel in "${kernels[@]}"; do
 	build_module_copy "debian:$release" "$dir" "$dir.build.log"
 	modinfo -F vermagic "$dir/rloop.ko" | grep -q "^$release " ||
 		die "$dir/rloop.ko was not built for $release" "read $dir.build.log"
+	if [ -n "$build_only" ]; then
+		summary+=("$release: rloop.ko built in $((SECONDS - start))s (not booted)")
+		continue
+	fi
 	image=$("$RLOOP_ROOT/scripts/distro.sh" --image "debian:$release")
 	built=$((SECONDS - start))
 	rc=0
@@ -47,4 +60,4 @@ done
 printf '[check-distro] %s\n' "${summary[@]}" >&2
 [ ${#failed[@]} -eq 0 ] || die "rloop failed on ${failed[*]}" \
 	"read the FAIL lines above and results/dmesg-distro-RELEASE.txt"
-progress "rloop works on ${kernels[*]}"
+progress "done: ${kernels[*]}"
