@@ -58,6 +58,11 @@ pub(crate) struct FileIds {
     pub(crate) rdev: u32,
 }
 
+/// A mapping's gfp mask as it was before [`BackingFile::restrict_gfp_mask`],
+/// the only value [`BackingFile::restore_gfp_mask`] takes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SavedGfpMask(u32);
+
 /// The file a loop device reads and writes.
 ///
 /// # Invariants
@@ -311,14 +316,14 @@ impl BackingFile {
     /// Keeps the file's page cache from recursing into I/O for reclaim
     /// (clears `__GFP_IO` and `__GFP_FS` of its mapping), returning the
     /// previous mask for [`BackingFile::restore_gfp_mask`].
-    pub(crate) fn restrict_gfp_mask(&self) -> u32 {
+    pub(crate) fn restrict_gfp_mask(&self) -> SavedGfpMask {
         // SAFETY: The file and its mapping are valid.
-        unsafe { ffi::rloop_mapping_restrict_gfp(self.as_raw()) }
+        SavedGfpMask(unsafe { ffi::rloop_mapping_restrict_gfp(self.as_raw()) })
     }
 
     /// Restores a mask saved by [`BackingFile::restrict_gfp_mask`].
-    pub(crate) fn restore_gfp_mask(&self, mask: u32) {
+    pub(crate) fn restore_gfp_mask(&self, mask: SavedGfpMask) {
         // SAFETY: The file and its mapping are valid.
-        unsafe { ffi::rloop_mapping_set_gfp(self.as_raw(), mask) };
+        unsafe { ffi::rloop_mapping_set_gfp(self.as_raw(), mask.0) };
     }
 }

@@ -8,7 +8,7 @@ use crate::{
     blk::{Disk, Feature, GroupRegistration, Limits},
     capacity,
     dio::{self, DioInputs},
-    file_io::BackingFile,
+    file_io::{BackingFile, SavedGfpMask},
     module_ref::ModuleRef,
     uapi::*,
 };
@@ -24,7 +24,7 @@ pub(super) struct Binding {
     /// The file's direct I/O alignment (loop.c's `lo_min_dio_size`).
     pub(super) dio_align: u32,
     /// The backing mapping's gfp mask before binding.
-    pub(super) saved_gfp: u32,
+    pub(super) saved_gfp: SavedGfpMask,
     /// `/sys/block/loopN/loop/`, present while bound.
     pub(super) sysfs: Option<GroupRegistration<LoopOps>>,
     /// A bound device pins the module, even with no opener left.
