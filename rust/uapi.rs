@@ -114,6 +114,29 @@ pub(crate) const LOOP_SET_DIRECT_IO: u32 = 0x4C08;
 pub(crate) const LOOP_SET_BLOCK_SIZE: u32 = 0x4C09;
 pub(crate) const LOOP_CONFIGURE: u32 = 0x4C0A;
 
+/// The argument of a loop ioctl from a 32-bit process: `compat_ptr(arg)`
+/// for a pointer, `arg` unchanged for an integer (a file descriptor, a
+/// block size, a flag), as `lo_compat_ioctl` passes them on; `None` for a
+/// command that is not a loop ioctl. `compat_ptr()` is not the identity
+/// everywhere (s390 clears bit 31), so integers must not see it. loop.c
+/// converts the unused argument of `LOOP_SET_CAPACITY` and `LOOP_CLR_FD`
+/// too, but not the `compat_loop_info` pointers of `LOOP_SET_STATUS` and
+/// `LOOP_GET_STATUS`, which are pointers all the same.
+pub(crate) fn compat_ioctl_arg(
+    cmd: u32,
+    arg: u32,
+    compat_ptr: impl FnOnce(u32) -> usize,
+) -> Option<usize> {
+    match cmd {
+        LOOP_SET_STATUS | LOOP_GET_STATUS | LOOP_SET_STATUS64 | LOOP_GET_STATUS64
+        | LOOP_CONFIGURE | LOOP_SET_CAPACITY | LOOP_CLR_FD => Some(compat_ptr(arg)),
+        LOOP_SET_FD | LOOP_CHANGE_FD | LOOP_SET_DIRECT_IO | LOOP_SET_BLOCK_SIZE => {
+            Some(arg as usize)
+        }
+        _ => None,
+    }
+}
+
 /// `/dev/loop-control` ioctls.
 pub(crate) const LOOP_CTL_ADD: u32 = 0x4C80;
 pub(crate) const LOOP_CTL_REMOVE: u32 = 0x4C81;

@@ -528,6 +528,43 @@ mod uapi_tests {
     }
 
     #[test]
+    fn compat_ptr_converts_pointers_only() {
+        // s390's compat_ptr(), which clears bit 31 (x86's is the identity).
+        let s390 = |uptr: u32| (uptr & 0x7fff_ffff) as usize;
+        let arg = 0x8000_1000;
+        for cmd in [
+            LOOP_SET_STATUS,
+            LOOP_GET_STATUS,
+            LOOP_SET_STATUS64,
+            LOOP_GET_STATUS64,
+            LOOP_CONFIGURE,
+            LOOP_SET_CAPACITY,
+            LOOP_CLR_FD,
+        ] {
+            assert_eq!(compat_ioctl_arg(cmd, arg, s390), Some(0x1000), "{cmd:#x}");
+        }
+        // File descriptors, block sizes and flags pass unchanged, as in
+        // lo_compat_ioctl: LOOP_SET_BLOCK_SIZE(0x80001000) must fail
+        // EINVAL, not set a 4 KiB block size.
+        for cmd in [
+            LOOP_SET_FD,
+            LOOP_CHANGE_FD,
+            LOOP_SET_DIRECT_IO,
+            LOOP_SET_BLOCK_SIZE,
+        ] {
+            assert_eq!(
+                compat_ioctl_arg(cmd, arg, s390),
+                Some(0x8000_1000),
+                "{cmd:#x}"
+            );
+        }
+        // Anything else is not a loop ioctl: ENOIOCTLCMD.
+        for cmd in [0x4C0B, 0x1260, LOOP_CTL_ADD] {
+            assert_eq!(compat_ioctl_arg(cmd, arg, s390), None, "{cmd:#x}");
+        }
+    }
+
+    #[test]
     fn stored_names_are_terminated() {
         let name = [b'a'; LO_NAME_SIZE];
         let stored = stored_file_name(&name);
