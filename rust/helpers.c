@@ -221,6 +221,12 @@ bool rloop_file_can_nowait(struct file *file)
  * locks held), has no bios parked on its bio_list, and has at least half
  * its stack left for the backing file system and the block stack below.
  * A loop device stacked on this one refuses: the fast path runs NOIO.
+ *
+ * Nor is it a workqueue worker, such as kblockd running a hardware queue
+ * or the requeue list, or writeback: those serve every device, and
+ * IOCB_NOWAIT does not keep a file system from sleeping (in reclaim, or on
+ * a lock it does not try), which would hold up the work queued behind.
+ * The fast path spares a submitting task a switch; a worker is not one.
  */
 bool rloop_current_may_enter_fs(void)
 {
@@ -233,7 +239,7 @@ bool rloop_current_may_enter_fs(void)
 		return false;
 	if (current->flags & (PF_MEMALLOC | PF_MEMALLOC_NOFS |
 			      PF_MEMALLOC_NOIO | PF_LOCAL_THROTTLE |
-			      PF_KSWAPD))
+			      PF_KSWAPD | PF_WQ_WORKER))
 		return false;
 	/*
 	 * Parked bios wait for this task. With them set aside, a bio
