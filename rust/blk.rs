@@ -23,7 +23,7 @@ pub(crate) mod tag_set;
 
 pub(crate) use bdev::{BlockDevice, InIoctl, OpenMode};
 pub(crate) use disk::{Disk, OpenLockedDisk};
-pub(crate) use gen_disk::{DiskOperations, DiskParams, GenDisk};
+pub(crate) use gen_disk::{compat_ptr, DiskOperations, DiskParams, GenDisk};
 pub(crate) use limits::{Feature, Limits};
 pub(crate) use major::{BlockMajor, Probe};
 pub(crate) use request::{impl_request_field, Op, Request, RequestField, Status};

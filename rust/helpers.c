@@ -8,6 +8,7 @@
 #include <linux/device.h>
 #include <linux/fs.h>
 #include <linux/llist.h>
+#include <linux/loop.h>
 #include <linux/pagemap.h>
 #include <linux/sched.h>
 #include <linux/sched/mm.h>
@@ -24,6 +25,46 @@ static_assert(BLK_FEAT_WRITE_CACHE == (__force blk_features_t)(1u << 0));
 static_assert(BLK_FEAT_FUA == (__force blk_features_t)(1u << 1));
 static_assert(BLK_FEAT_ROTATIONAL == (__force blk_features_t)(1u << 2));
 static_assert(IOCB_NOWAIT == (1 << 3));
+
+/*
+ * rust/uapi.rs reads and writes the legacy struct loop_info as its
+ * LegacyLoopInfo: a repr(C) copy of this declaration, over
+ * __kernel_old_dev_t and unsigned long as bound for Rust. Keep the two in
+ * step; the kernel's own declaration must lay out the same.
+ */
+struct rloop_loop_info {
+	int lo_number;
+	__kernel_old_dev_t lo_device;
+	unsigned long lo_inode;
+	__kernel_old_dev_t lo_rdevice;
+	int lo_offset;
+	int lo_encrypt_type;
+	int lo_encrypt_key_size;
+	int lo_flags;
+	char lo_name[LO_NAME_SIZE];
+	unsigned char lo_encrypt_key[LO_KEY_SIZE];
+	unsigned long lo_init[2];
+	char reserved[4];
+};
+
+static_assert(sizeof(struct loop_info) == sizeof(struct rloop_loop_info));
+static_assert(offsetof(struct loop_info, lo_number) ==
+	      offsetof(struct rloop_loop_info, lo_number));
+static_assert(offsetof(struct loop_info, lo_device) ==
+	      offsetof(struct rloop_loop_info, lo_device));
+static_assert(offsetof(struct loop_info, lo_inode) ==
+	      offsetof(struct rloop_loop_info, lo_inode));
+static_assert(offsetof(struct loop_info, lo_rdevice) ==
+	      offsetof(struct rloop_loop_info, lo_rdevice));
+static_assert(offsetof(struct loop_info, lo_offset) ==
+	      offsetof(struct rloop_loop_info, lo_offset));
+static_assert(offsetof(struct loop_info, lo_flags) ==
+	      offsetof(struct rloop_loop_info, lo_flags));
+static_assert(offsetof(struct loop_info, lo_name) ==
+	      offsetof(struct rloop_loop_info, lo_name));
+static_assert(sizeof_field(struct loop_info, lo_device) ==
+	      sizeof(__kernel_old_dev_t));
+static_assert(sizeof_field(struct loop_info, lo_inode) == sizeof(unsigned long));
 
 unsigned int rloop_memalloc_noio_save(void)
 {
@@ -180,6 +221,12 @@ bool rloop_file_can_nowait(struct file *file)
  * locks held), has no bios parked on its bio_list, and has at least half
  * its stack left for the backing file system and the block stack below.
  * A loop device stacked on this one refuses: the fast path runs NOIO.
+ *
+ * Nor is it a workqueue worker, such as kblockd running a hardware queue
+ * or the requeue list, or writeback: those serve every device, and
+ * IOCB_NOWAIT does not keep a file system from sleeping (in reclaim, or on
+ * a lock it does not try), which would hold up the work queued behind.
+ * The fast path spares a submitting task a switch; a worker is not one.
  */
 bool rloop_current_may_enter_fs(void)
 {
@@ -192,7 +239,7 @@ bool rloop_current_may_enter_fs(void)
 		return false;
 	if (current->flags & (PF_MEMALLOC | PF_MEMALLOC_NOFS |
 			      PF_MEMALLOC_NOIO | PF_LOCAL_THROTTLE |
-			      PF_KSWAPD))
+			      PF_KSWAPD | PF_WQ_WORKER))
 		return false;
 	/*
 	 * Parked bios wait for this task. With them set aside, a bio

@@ -164,8 +164,11 @@ fn kick_if_pending(worker: &DrainWorker<PendingList>) {
 
 /// `loop_handle_cmd`, on the device's worker, for the device's `target`.
 fn handle_request(rq: Request<LoopOps>, target: Option<&IoTarget>) {
-    // `queue_rq` took it while bound, and the target stays until the last
-    // close, after the I/O: a detach that started since does not fail it.
+    // `queue_rq` took it while bound. A detach (`LOOP_CLR_FD`, autoclear)
+    // only marks the device, and the target stays until the last close
+    // tears it down. A request still queued then ends with an I/O error;
+    // none should be, as the last opener's I/O has ended (loop.c assumes
+    // so, and would use the file it dropped).
     let Some(target) = target else {
         rq.end(Status::ioerr());
         return;

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! What the kernel-free files take from the kernel crate: error codes and
-//! the sector size.
+//! What the kernel-free files take from the kernel crate: error codes, the
+//! sector size, and the C types whose size differs between architectures.
 //!
 //! Host tests compile those files against a stand-in with the same names
 //! (tests/host). Linux 7.2's kernel crate lacks `EOPNOTSUPP` and `ENOSYS`,
@@ -15,6 +15,15 @@ pub(crate) use kernel::{
         Error,
     },
 };
+
+/// `__kernel_old_dev_t`: 64 bits on x86-64, 32 on arm64 and riscv64.
+pub(crate) type OldDevT = kernel::uapi::__kernel_old_dev_t;
+/// `unsigned long`.
+pub(crate) type ULong = kernel::ffi::c_ulong;
+/// `compat_dev_t`: 16 bits on x86, 32 elsewhere.
+pub(crate) type CompatDevT = kernel::bindings::compat_dev_t;
+/// `compat_ulong_t`.
+pub(crate) type CompatULong = kernel::bindings::compat_ulong_t;
 
 /// `EOPNOTSUPP`.
 #[cfg(rloop_linux_7_3)]

@@ -7,13 +7,15 @@
 //!
 //! blk-mq runs `queue_rq` in whatever task flushed a plug or issued a bio:
 //! a user task, but also a file system's journal or writeback thread, direct
-//! reclaim, or `submit_bio()`, its own or another block driver's. A loop
+//! reclaim, or `submit_bio()`, its own or another block driver's, and in
+//! kblockd, the workqueue shared by every block device. A loop
 //! driver that calls into its backing file system there inherits that
 //! task's state. loop.c's NOWAIT series, reverted for 6.19, hit a jbd2 BUG
 //! from an inherited journal handle, stack overflows, a lockdep report
 //! between reclaim and the queue's SRCU, and a plug list that grew while
 //! blk-mq dispatched it. [`SubmitterScope`] admits only a task with none of
-//! that state, and guards against the rest while it lasts.
+//! that state, and no workqueue worker, and guards against the rest while
+//! it lasts.
 
 use crate::{helpers_ffi as ffi, memalloc::NoIoScope};
 use core::marker::PhantomData;
@@ -49,8 +51,9 @@ pub(crate) struct SubmitterScope {
 
 impl SubmitterScope {
     /// Runs `f(arg)` in the scope if the current task holds no journal
-    /// handle, is not in reclaim, or in a no-FS or no-I/O section, and has
-    /// at least half its stack left. Otherwise gives `arg` back: the
+    /// handle, is not in reclaim, or in a no-FS or no-I/O section, is not a
+    /// workqueue worker (kblockd, writeback), and has at least half its
+    /// stack left. Otherwise gives `arg` back: the
     /// caller must hand the work to a thread of its own.
     pub(crate) fn run<T, R>(arg: T, f: impl FnOnce(T) -> R) -> Result<R, T> {
         let Some(scope) = Self::try_enter() else {

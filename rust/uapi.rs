@@ -2,10 +2,13 @@
 
 //! The loop ioctl ABI of `include/uapi/linux/loop.h`.
 //!
-//! Kernel-free: it uses only `core`, so host `cargo test` (tests/host)
-//! compiles this file unchanged. Structures are decoded from and encoded to
-//! their exact byte layout on x86-64, so the driver copies plain byte arrays
-//! to and from user space.
+//! Kernel-free: besides `core` it uses only `crate::kernel_defs`, for the C
+//! types of the legacy `struct loop_info`, so host `cargo test`
+//! (tests/host) compiles this file unchanged. Structures are decoded from
+//! and encoded to their exact byte layout, so the driver copies plain byte
+//! arrays to and from user space.
+
+use crate::kernel_defs::{CompatDevT, CompatULong, OldDevT, ULong};
 
 /// `LO_NAME_SIZE`.
 pub(crate) const LO_NAME_SIZE: usize = 64;
@@ -111,6 +114,29 @@ pub(crate) const LOOP_SET_DIRECT_IO: u32 = 0x4C08;
 pub(crate) const LOOP_SET_BLOCK_SIZE: u32 = 0x4C09;
 pub(crate) const LOOP_CONFIGURE: u32 = 0x4C0A;
 
+/// The argument of a loop ioctl from a 32-bit process: `compat_ptr(arg)`
+/// for a pointer, `arg` unchanged for an integer (a file descriptor, a
+/// block size, a flag), as `lo_compat_ioctl` passes them on; `None` for a
+/// command that is not a loop ioctl. `compat_ptr()` is not the identity
+/// everywhere (s390 clears bit 31), so integers must not see it. loop.c
+/// converts the unused argument of `LOOP_SET_CAPACITY` and `LOOP_CLR_FD`
+/// too, but not the `compat_loop_info` pointers of `LOOP_SET_STATUS` and
+/// `LOOP_GET_STATUS`, which are pointers all the same.
+pub(crate) fn compat_ioctl_arg(
+    cmd: u32,
+    arg: u32,
+    compat_ptr: impl FnOnce(u32) -> usize,
+) -> Option<usize> {
+    match cmd {
+        LOOP_SET_STATUS | LOOP_GET_STATUS | LOOP_SET_STATUS64 | LOOP_GET_STATUS64
+        | LOOP_CONFIGURE | LOOP_SET_CAPACITY | LOOP_CLR_FD => Some(compat_ptr(arg)),
+        LOOP_SET_FD | LOOP_CHANGE_FD | LOOP_SET_DIRECT_IO | LOOP_SET_BLOCK_SIZE => {
+            Some(arg as usize)
+        }
+        _ => None,
+    }
+}
+
 /// `/dev/loop-control` ioctls.
 pub(crate) const LOOP_CTL_ADD: u32 = 0x4C80;
 pub(crate) const LOOP_CTL_REMOVE: u32 = 0x4C81;
@@ -146,15 +172,6 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    fn skip(&mut self, n: usize) {
-        self.pos += n;
-    }
-    fn u16(&mut self) -> u16 {
-        u16::from_ne_bytes(self.take())
-    }
-    fn i32(&mut self) -> i32 {
-        i32::from_ne_bytes(self.take())
-    }
     fn take<const N: usize>(&mut self) -> [u8; N] {
         let mut out = [0u8; N];
         out.copy_from_slice(&self.bytes[self.pos..self.pos + N]);
@@ -176,12 +193,6 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    fn skip(&mut self, n: usize) {
-        self.pos += n;
-    }
-    fn u16(&mut self, v: u16) {
-        self.put(&v.to_ne_bytes())
-    }
     fn put(&mut self, b: &[u8]) {
         self.bytes[self.pos..self.pos + b.len()].copy_from_slice(b);
         self.pos += b.len();
@@ -351,13 +362,6 @@ pub(crate) fn huge_encode_dev(dev: u32) -> u64 {
     u64::from((minor & 0xff) | (major << 8) | ((minor & !0xff) << 12))
 }
 
-/// Size of the legacy `struct loop_info` on x86-64, where
-/// `__kernel_old_dev_t` and `unsigned long` are 64 bits.
-pub(crate) const LOOP_INFO_SIZE: usize = 168;
-/// Size of `struct compat_loop_info` (32-bit callers; `compat_dev_t` is 16
-/// bits on x86).
-pub(crate) const COMPAT_LOOP_INFO_SIZE: usize = 140;
-
 /// A `loop_info64` field does not fit the legacy structure (`EOVERFLOW`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub(crate) struct Overflow;
@@ -378,80 +382,169 @@ fn offset_to_int(offset: u64) -> Result<i32, Overflow> {
     }
 }
 
-/// `loop_info64_from_old()`: the legacy `struct loop_info` as `loop_info64`.
-/// The size limit is 0 and the encryption fields are dropped, as in loop.c.
-pub(crate) fn info64_from_old(bytes: &[u8; LOOP_INFO_SIZE]) -> LoopInfo64 {
-    let mut r = Reader { bytes, pos: 0 };
-    let mut info = LoopInfo64::zeroed();
-    info.number = r.i32() as u32;
-    r.skip(4);
-    info.device = r.u64();
-    info.inode = r.u64();
-    info.rdevice = r.u64();
-    info.offset = offset_from_int(r.i32());
-    r.skip(8); // lo_encrypt_type, lo_encrypt_key_size
-    info.flags = LoFlags::from_bits(r.i32() as u32);
-    info.file_name = r.take();
-    info
+/// The legacy `struct loop_info` of `include/uapi/linux/loop.h`, over the
+/// types that differ between architectures: `__kernel_old_dev_t` and
+/// `unsigned long` natively, `compat_dev_t` and `compat_ulong_t` in loop.c's
+/// `struct compat_loop_info` for 32-bit callers. Only its layout is used:
+/// `repr(C)` makes it the C compiler's for the same types, 168 bytes on
+/// x86-64, 160 on arm64 (a 32-bit `__kernel_old_dev_t`), 140 for compat.
+#[repr(C)]
+struct LegacyLoopInfo<DevT, ULong> {
+    lo_number: i32,
+    lo_device: DevT,
+    lo_inode: ULong,
+    lo_rdevice: DevT,
+    lo_offset: i32,
+    lo_encrypt_type: i32,
+    lo_encrypt_key_size: i32,
+    lo_flags: i32,
+    lo_name: [u8; LO_NAME_SIZE],
+    lo_encrypt_key: [u8; LO_KEY_SIZE as usize],
+    lo_init: [ULong; 2],
+    reserved: [u8; 4],
 }
 
-/// `loop_info64_to_old()`: `EOVERFLOW` when a value would be truncated.
+/// Where a legacy status structure keeps the fields it shares with
+/// `loop_info64`, and how wide they are.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub(crate) struct LegacyLayout {
+    /// `sizeof`, what the ioctl copies.
+    pub(crate) size: usize,
+    pub(crate) number: usize,
+    pub(crate) device: usize,
+    pub(crate) inode: usize,
+    pub(crate) rdevice: usize,
+    pub(crate) offset: usize,
+    pub(crate) flags: usize,
+    pub(crate) name: usize,
+    /// Width of `lo_device` and `lo_rdevice`.
+    pub(crate) dev_size: usize,
+    /// Width of `lo_inode`.
+    pub(crate) ulong_size: usize,
+}
+
+impl LegacyLayout {
+    /// The layout of [`LegacyLoopInfo`] over `DevT` and `ULong`, unsigned
+    /// integers of 2, 4 or 8 bytes (else the build fails).
+    pub(crate) const fn of<DevT, ULong>() -> Self {
+        use core::mem::{offset_of, size_of};
+        type L<D, U> = LegacyLoopInfo<D, U>;
+        let (dev_size, ulong_size) = (size_of::<DevT>(), size_of::<ULong>());
+        assert!(matches!(dev_size, 2 | 4 | 8) && matches!(ulong_size, 4 | 8));
+        Self {
+            size: size_of::<L<DevT, ULong>>(),
+            number: offset_of!(L<DevT, ULong>, lo_number),
+            device: offset_of!(L<DevT, ULong>, lo_device),
+            inode: offset_of!(L<DevT, ULong>, lo_inode),
+            rdevice: offset_of!(L<DevT, ULong>, lo_rdevice),
+            offset: offset_of!(L<DevT, ULong>, lo_offset),
+            flags: offset_of!(L<DevT, ULong>, lo_flags),
+            name: offset_of!(L<DevT, ULong>, lo_name),
+            dev_size,
+            ulong_size,
+        }
+    }
+
+    /// `loop_info64_from_old()`, `loop_info64_from_compat()`: the size
+    /// limit is 0 and the encryption fields are dropped, as in loop.c.
+    /// `bytes` holds `self.size` bytes.
+    pub(crate) fn decode(&self, bytes: &[u8]) -> LoopInfo64 {
+        let mut info = LoopInfo64::zeroed();
+        info.number = get_uint(bytes, self.number, 4) as u32;
+        info.device = get_uint(bytes, self.device, self.dev_size);
+        info.inode = get_uint(bytes, self.inode, self.ulong_size);
+        info.rdevice = get_uint(bytes, self.rdevice, self.dev_size);
+        info.offset = offset_from_int(get_uint(bytes, self.offset, 4) as u32 as i32);
+        info.flags = LoFlags::from_bits(get_uint(bytes, self.flags, 4) as u32);
+        if let Some(Ok(name)) = bytes
+            .get(self.name..self.name + LO_NAME_SIZE)
+            .map(<[u8; LO_NAME_SIZE]>::try_from)
+        {
+            info.file_name = name;
+        }
+        info
+    }
+
+    /// `loop_info64_to_old()`, `loop_info64_to_compat()`, into `out` of
+    /// `self.size` bytes: `EOVERFLOW` when a value would be truncated.
+    pub(crate) fn encode(&self, info: &LoopInfo64, out: &mut [u8]) -> Result<(), Overflow> {
+        let offset = offset_to_int(info.offset)?;
+        let fits = |v: u64, width: usize| width == 8 || v >> (8 * width) == 0;
+        if !fits(info.device, self.dev_size)
+            || !fits(info.rdevice, self.dev_size)
+            || !fits(info.inode, self.ulong_size)
+        {
+            return Err(Overflow);
+        }
+        out.fill(0);
+        put_uint(out, self.number, 4, u64::from(info.number));
+        put_uint(out, self.device, self.dev_size, info.device);
+        put_uint(out, self.inode, self.ulong_size, info.inode);
+        put_uint(out, self.rdevice, self.dev_size, info.rdevice);
+        put_uint(out, self.offset, 4, u64::from(offset as u32));
+        put_uint(out, self.flags, 4, u64::from(info.flags.bits()));
+        let name = out.get_mut(self.name..self.name + LO_NAME_SIZE);
+        copy_into(name.unwrap_or_default(), &info.file_name);
+        Ok(())
+    }
+}
+
+/// The native-endian unsigned integer of `width` bytes (2, 4 or 8) at
+/// `pos`; 0 if `bytes` ends before.
+fn get_uint(bytes: &[u8], pos: usize, width: usize) -> u64 {
+    let field = bytes.get(pos..pos + width).unwrap_or_default();
+    match width {
+        2 => field.try_into().map_or(0, |b| u16::from_ne_bytes(b).into()),
+        4 => field.try_into().map_or(0, |b| u32::from_ne_bytes(b).into()),
+        _ => field.try_into().map_or(0, u64::from_ne_bytes),
+    }
+}
+
+/// Stores the low `width` bytes (2, 4 or 8) of `v` at `pos`, native-endian,
+/// if `bytes` holds them.
+fn put_uint(bytes: &mut [u8], pos: usize, width: usize, v: u64) {
+    let field = bytes.get_mut(pos..pos + width).unwrap_or_default();
+    match width {
+        2 => copy_into(field, &(v as u16).to_ne_bytes()),
+        4 => copy_into(field, &(v as u32).to_ne_bytes()),
+        _ => copy_into(field, &v.to_ne_bytes()),
+    }
+}
+
+/// Copies `src` into `dst` if they are as long.
+fn copy_into<const N: usize>(dst: &mut [u8], src: &[u8; N]) {
+    if let Ok(dst) = <&mut [u8; N]>::try_from(dst) {
+        *dst = *src;
+    }
+}
+
+/// `struct loop_info` of the architecture the module is built for.
+pub(crate) const LOOP_INFO: LegacyLayout = LegacyLayout::of::<OldDevT, ULong>();
+/// `struct compat_loop_info` of the architecture the module is built for.
+pub(crate) const COMPAT_LOOP_INFO: LegacyLayout = LegacyLayout::of::<CompatDevT, CompatULong>();
+/// Size of `struct loop_info`.
+pub(crate) const LOOP_INFO_SIZE: usize = LOOP_INFO.size;
+/// Size of `struct compat_loop_info`.
+pub(crate) const COMPAT_LOOP_INFO_SIZE: usize = COMPAT_LOOP_INFO.size;
+
+/// `loop_info64_from_old()`.
+pub(crate) fn info64_from_old(bytes: &[u8; LOOP_INFO_SIZE]) -> LoopInfo64 {
+    LOOP_INFO.decode(bytes)
+}
+
+/// `loop_info64_to_old()`.
 pub(crate) fn info64_to_old(info: &LoopInfo64) -> Result<[u8; LOOP_INFO_SIZE], Overflow> {
-    let offset = offset_to_int(info.offset)?;
     let mut out = [0u8; LOOP_INFO_SIZE];
-    let mut w = Writer {
-        bytes: &mut out,
-        pos: 0,
-    };
-    w.u32(info.number);
-    w.skip(4);
-    w.u64(info.device);
-    w.u64(info.inode);
-    w.u64(info.rdevice);
-    w.u32(offset as u32);
-    w.skip(8);
-    w.u32(info.flags.bits());
-    w.put(&info.file_name);
-    Ok(out)
+    LOOP_INFO.encode(info, &mut out).map(|()| out)
 }
 
 /// `loop_info64_from_compat()`.
 pub(crate) fn info64_from_compat(bytes: &[u8; COMPAT_LOOP_INFO_SIZE]) -> LoopInfo64 {
-    let mut r = Reader { bytes, pos: 0 };
-    let mut info = LoopInfo64::zeroed();
-    info.number = r.i32() as u32;
-    info.device = u64::from(r.u16());
-    r.skip(2);
-    info.inode = u64::from(r.u32());
-    info.rdevice = u64::from(r.u16());
-    r.skip(2);
-    info.offset = offset_from_int(r.i32());
-    r.skip(8);
-    info.flags = LoFlags::from_bits(r.i32() as u32);
-    info.file_name = r.take();
-    info
+    COMPAT_LOOP_INFO.decode(bytes)
 }
 
-/// `loop_info64_to_compat()`: `EOVERFLOW` when a value would be truncated.
+/// `loop_info64_to_compat()`.
 pub(crate) fn info64_to_compat(info: &LoopInfo64) -> Result<[u8; COMPAT_LOOP_INFO_SIZE], Overflow> {
-    let device = u16::try_from(info.device).map_err(|_| Overflow)?;
-    let rdevice = u16::try_from(info.rdevice).map_err(|_| Overflow)?;
-    let inode = u32::try_from(info.inode).map_err(|_| Overflow)?;
-    let offset = offset_to_int(info.offset)?;
     let mut out = [0u8; COMPAT_LOOP_INFO_SIZE];
-    let mut w = Writer {
-        bytes: &mut out,
-        pos: 0,
-    };
-    w.u32(info.number);
-    w.u16(device);
-    w.skip(2);
-    w.u32(inode);
-    w.u16(rdevice);
-    w.skip(2);
-    w.u32(offset as u32);
-    w.skip(8);
-    w.u32(info.flags.bits());
-    w.put(&info.file_name);
-    Ok(out)
+    COMPAT_LOOP_INFO.encode(info, &mut out).map(|()| out)
 }

@@ -38,9 +38,16 @@ pub(crate) trait DiskOperations: Operations {
     /// A device-specific ioctl.
     fn ioctl(bdev: &BlockDevice<Self>, mode: OpenMode, cmd: u32, arg: usize) -> Result<i32>;
 
-    /// A device-specific ioctl from a 32-bit process; `arg` is already
-    /// converted with `compat_ptr()`.
-    fn compat_ioctl(bdev: &BlockDevice<Self>, mode: OpenMode, cmd: u32, arg: usize) -> Result<i32>;
+    /// A device-specific ioctl from a 32-bit process. `arg` is as the
+    /// caller passed it: a pointer needs [`compat_ptr`], an integer must
+    /// not have it.
+    fn compat_ioctl(bdev: &BlockDevice<Self>, mode: OpenMode, cmd: u32, arg: u32) -> Result<i32>;
+}
+
+/// `compat_ptr()`: the user address a 32-bit process means by `uptr`.
+pub(crate) fn compat_ptr(uptr: u32) -> usize {
+    // SAFETY: `compat_ptr()` only converts a number.
+    unsafe { ffi::rloop_compat_ptr(uptr) as usize }
 }
 
 /// Settings of a new disk.
@@ -260,9 +267,8 @@ impl<T: DiskOperations> DiskVTable<T> {
     ) -> c_int {
         // SAFETY: As in `ioctl`.
         let bdev = unsafe { &*bdev.cast::<BlockDevice<T>>() };
-        // SAFETY: `compat_ptr()` only converts a number.
-        let arg = unsafe { ffi::rloop_compat_ptr(arg as u32) } as usize;
-        from_result(|| T::compat_ioctl(bdev, OpenMode(mode), cmd, arg))
+        // `compat_sys_ioctl()` took it as a `compat_ulong_t`.
+        from_result(|| T::compat_ioctl(bdev, OpenMode(mode), cmd, arg as u32))
     }
 
     /// # Safety

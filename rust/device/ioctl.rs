@@ -5,7 +5,7 @@
 
 use super::{binding::set_limits, state::State, LoopDevice, LoopOps};
 use crate::{
-    blk::{BlockDevice, Disk, OpenMode},
+    blk::{compat_ptr, BlockDevice, Disk, OpenMode},
     capability::capable_sys_admin,
     dio,
     file_io::BackingFile,
@@ -82,8 +82,9 @@ impl LoopDevice {
         bdev: &BlockDevice<LoopOps>,
         mode: OpenMode,
         cmd: u32,
-        arg: usize,
+        arg: u32,
     ) -> Result<i32> {
+        let arg = uapi::compat_ioctl_arg(cmd, arg, compat_ptr).ok_or(ENOIOCTLCMD)?;
         match cmd {
             // loop.c checks no permission here, unlike the native call.
             LOOP_SET_STATUS => {
@@ -91,10 +92,7 @@ impl LoopDevice {
                 self.set_status(bdev, &info64_from_compat(&raw)).map(|()| 0)
             }
             LOOP_GET_STATUS => self.get_status_to_user(arg, info64_to_compat),
-            LOOP_SET_CAPACITY | LOOP_CLR_FD | LOOP_GET_STATUS64 | LOOP_SET_STATUS64
-            | LOOP_CONFIGURE | LOOP_SET_FD | LOOP_CHANGE_FD | LOOP_SET_DIRECT_IO
-            | LOOP_SET_BLOCK_SIZE => self.ioctl(bdev, mode, cmd, arg),
-            _ => Err(ENOIOCTLCMD),
+            _ => self.ioctl(bdev, mode, cmd, arg),
         }
     }
 

@@ -29,7 +29,7 @@ impl DiskOperations for LoopOps {
         bdev.disk().data().ioctl(bdev, mode, cmd, arg)
     }
 
-    fn compat_ioctl(bdev: &BlockDevice<Self>, mode: OpenMode, cmd: u32, arg: usize) -> Result<i32> {
+    fn compat_ioctl(bdev: &BlockDevice<Self>, mode: OpenMode, cmd: u32, arg: u32) -> Result<i32> {
         bdev.disk().data().compat_ioctl(bdev, mode, cmd, arg)
     }
 }

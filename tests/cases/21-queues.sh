@@ -261,3 +261,42 @@ case_nowait_fast_path() {
 	losetup -d /dev/loop0
 	unload_rloop
 }
+
+# nowait=1 keeps off kblockd. A short NOWAIT read is requeued, and blk-mq
+# runs the requeued rest from kblockd, the workqueue every block device
+# shares: the rest must go to the device's own worker, not be tried there.
+# The backing file ends inside the device's last 4 KiB, so a direct read
+# of them comes back short; iomap's tracepoint names the task of each try.
+case_nowait_not_on_kblockd() {
+	load_rloop max_loop=1 nowait=1
+	mk_fs_on_brd xfs
+	dd if=/dev/zero of="$FSDIR/img" bs=1M count=1 oflag=direct status=none
+	losetup --direct-io=on /dev/loop0 "$FSDIR/img"
+	truncate -s $((1024 * 1024 - 2048)) "$FSDIR/img"
+	# udev's probe of the new device reads it too: not while tracing.
+	settle
+	local t=/sys/kernel/tracing ev trace rest
+	mountpoint -q $t || mount -t tracefs none $t
+	ev=$t/events/iomap/iomap_dio_rw_begin
+	echo 0 >$t/tracing_on
+	echo >$t/trace
+	echo "ino == $(stat -c %i "$FSDIR/img")" >$ev/filter
+	echo 1 >$ev/enable
+	on_exit "echo 0 >$ev/enable; echo 0 >$ev/filter; echo 1 >$t/tracing_on"
+	echo 1 >$t/tracing_on
+	# The rest lies past the file's end: EIO, as from loop.c.
+	if dd if=/dev/loop0 of=/dev/null bs=4k skip=255 count=1 iflag=direct status=none 2>/dev/null; then
+		fail "read across the end of the backing file succeeded"
+	fi
+	echo 0 >$t/tracing_on
+	trace=$(grep iomap_dio_rw_begin $t/trace || true)
+	echo "$trace"
+	assert_match "dd-.* offset 0xff000 .*NOWAIT" "$trace" "the first try, in dd"
+	rest=$(grep "offset 0xff800 " <<<"$trace") || fail "the rest was not read"
+	if grep -q kworker <<<"$rest"; then
+		fail "the rest was tried in a workqueue worker: $rest"
+	fi
+	assert_match "^ *loop0-" "$rest" "the rest's reader"
+	losetup -d /dev/loop0
+	unload_rloop
+}

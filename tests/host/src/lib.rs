@@ -31,6 +31,12 @@ mod kernel_defs {
     pub(crate) fn eopnotsupp() -> Error {
         Error(-95)
     }
+
+    // x86-64's C types; the tests build the other architectures' layouts.
+    pub(crate) type OldDevT = u64;
+    pub(crate) type ULong = u64;
+    pub(crate) type CompatDevT = u16;
+    pub(crate) type CompatULong = u32;
 }
 
 #[path = "../../../rust/capacity.rs"]
@@ -426,6 +432,136 @@ mod uapi_tests {
         assert_eq!(&raw[28..32], &16i32.to_ne_bytes());
         assert_eq!(raw[32], b'x');
         assert_eq!(info64_from_compat(&raw), info);
+    }
+
+    /// Offsets and sizes of `struct loop_info` (and of loop.c's `struct
+    /// compat_loop_info`) as clang 19 lays out the kernel's declarations
+    /// for each target: `size`, `lo_number`, `lo_device`, `lo_inode`,
+    /// `lo_rdevice`, `lo_offset`, `lo_flags`, `lo_name`, and the widths of
+    /// `lo_device` and `lo_inode`.
+    fn c_layout(l: [usize; 10]) -> LegacyLayout {
+        let [size, number, device, inode, rdevice, offset, flags, name, dev_size, ulong_size] = l;
+        LegacyLayout {
+            size,
+            number,
+            device,
+            inode,
+            rdevice,
+            offset,
+            flags,
+            name,
+            dev_size,
+            ulong_size,
+        }
+    }
+
+    #[test]
+    fn legacy_layouts_match_the_c_compilers() {
+        // x86-64, powerpc64: 64-bit __kernel_old_dev_t.
+        let x86_64 = c_layout([168, 0, 8, 16, 24, 32, 44, 48, 8, 8]);
+        assert_eq!(LegacyLayout::of::<u64, u64>(), x86_64);
+        // arm64, riscv64, loongarch64: the asm-generic 32-bit one.
+        let arm64 = c_layout([160, 0, 4, 8, 16, 20, 32, 36, 4, 8]);
+        assert_eq!(LegacyLayout::of::<u32, u64>(), arm64);
+        // s390x: 16 bits.
+        let s390x = c_layout([160, 0, 4, 8, 16, 20, 32, 36, 2, 8]);
+        assert_eq!(LegacyLayout::of::<u16, u64>(), s390x);
+        // 32-bit arm and i386, and compat_loop_info on x86 (compat_dev_t
+        // is u16 there).
+        let ilp32 = c_layout([140, 0, 4, 8, 12, 16, 28, 32, 2, 4]);
+        assert_eq!(LegacyLayout::of::<u16, u32>(), ilp32);
+        // compat_loop_info elsewhere: the asm-generic u32 compat_dev_t.
+        let compat = c_layout([140, 0, 4, 8, 12, 16, 28, 32, 4, 4]);
+        assert_eq!(LegacyLayout::of::<u32, u32>(), compat);
+        // The module's own, from kernel_defs (x86-64's in these tests).
+        assert_eq!(LOOP_INFO, x86_64);
+        assert_eq!(COMPAT_LOOP_INFO, ilp32);
+        assert_eq!((LOOP_INFO_SIZE, COMPAT_LOOP_INFO_SIZE), (168, 140));
+    }
+
+    #[test]
+    fn arm64_loop_info_is_read_and_written_where_the_kernel_has_it() {
+        let arm64 = LegacyLayout::of::<u32, u64>();
+        let mut raw = [0u8; 160];
+        raw[0..4].copy_from_slice(&3i32.to_ne_bytes()); // lo_number
+        raw[4..8].copy_from_slice(&0x10301u32.to_ne_bytes()); // lo_device
+        raw[8..16].copy_from_slice(&(1u64 << 40).to_ne_bytes()); // lo_inode
+        raw[16..20].copy_from_slice(&0x700u32.to_ne_bytes()); // lo_rdevice
+        raw[20..24].copy_from_slice(&4096i32.to_ne_bytes()); // lo_offset
+        raw[32..36].copy_from_slice(&4i32.to_ne_bytes()); // lo_flags
+        raw[36..40].copy_from_slice(b"/img"); // lo_name
+        let info = arm64.decode(&raw);
+        assert_eq!(info.number, 3);
+        assert_eq!(
+            (info.device, info.inode, info.rdevice),
+            (0x10301, 1 << 40, 0x700)
+        );
+        assert_eq!(info.offset, 4096);
+        assert_eq!(info.flags, LoFlags::AUTOCLEAR);
+        assert_eq!(&info.file_name[..4], b"/img");
+        let mut back = [0xffu8; 160];
+        arm64.encode(&info, &mut back).unwrap();
+        assert_eq!(back, raw);
+        // A 64-bit device number does not fit its 32-bit lo_device.
+        let mut big = info;
+        big.device = 1 << 32;
+        assert_eq!(arm64.encode(&big, &mut back), Err(Overflow));
+        assert!(LegacyLayout::of::<u64, u64>()
+            .encode(&big, &mut [0; 168])
+            .is_ok());
+    }
+
+    #[test]
+    fn compat_loop_info_with_a_32_bit_compat_dev_t() {
+        let generic = LegacyLayout::of::<u32, u32>();
+        let mut info = LoopInfo64::zeroed();
+        info.device = 0x10301; // MKDEV(259, 1), an NVMe partition
+        info.inode = 77;
+        info.rdevice = 0x0102;
+        let mut raw = [0u8; 140];
+        generic.encode(&info, &mut raw).unwrap();
+        assert_eq!(&raw[4..8], &0x10301u32.to_ne_bytes());
+        assert_eq!(&raw[12..16], &0x0102u32.to_ne_bytes());
+        assert_eq!(generic.decode(&raw), info);
+        // x86's 16-bit compat_dev_t cannot hold it.
+        assert_eq!(info64_to_compat(&info), Err(Overflow));
+    }
+
+    #[test]
+    fn compat_ptr_converts_pointers_only() {
+        // s390's compat_ptr(), which clears bit 31 (x86's is the identity).
+        let s390 = |uptr: u32| (uptr & 0x7fff_ffff) as usize;
+        let arg = 0x8000_1000;
+        for cmd in [
+            LOOP_SET_STATUS,
+            LOOP_GET_STATUS,
+            LOOP_SET_STATUS64,
+            LOOP_GET_STATUS64,
+            LOOP_CONFIGURE,
+            LOOP_SET_CAPACITY,
+            LOOP_CLR_FD,
+        ] {
+            assert_eq!(compat_ioctl_arg(cmd, arg, s390), Some(0x1000), "{cmd:#x}");
+        }
+        // File descriptors, block sizes and flags pass unchanged, as in
+        // lo_compat_ioctl: LOOP_SET_BLOCK_SIZE(0x80001000) must fail
+        // EINVAL, not set a 4 KiB block size.
+        for cmd in [
+            LOOP_SET_FD,
+            LOOP_CHANGE_FD,
+            LOOP_SET_DIRECT_IO,
+            LOOP_SET_BLOCK_SIZE,
+        ] {
+            assert_eq!(
+                compat_ioctl_arg(cmd, arg, s390),
+                Some(0x8000_1000),
+                "{cmd:#x}"
+            );
+        }
+        // Anything else is not a loop ioctl: ENOIOCTLCMD.
+        for cmd in [0x4C0B, 0x1260, LOOP_CTL_ADD] {
+            assert_eq!(compat_ioctl_arg(cmd, arg, s390), None, "{cmd:#x}");
+        }
     }
 
     #[test]
