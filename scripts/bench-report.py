@@ -3,8 +3,8 @@
 
 Usage: bench-report.py RESULTS_DIR [--no-chart]
 
-Reads env.txt, host.txt, runs.csv, pagecache.csv, fio/*.json and
-profile-*.txt in RESULTS_DIR and writes RESULTS_DIR/report.md,
+Reads env.txt, host.txt, runs.csv, pagecache.csv, openclose.csv,
+fio/*.json and profile-*.txt in RESULTS_DIR and writes RESULTS_DIR/report.md,
 RESULTS_DIR/summary.json and RESULTS_DIR/chart.png.
 """
 import csv
@@ -332,6 +332,44 @@ def main():
         L.append("")
         summary["backings"][b]["pagecache"] = {
             t: med([x["pct"] for x in pc.get(b, {}).get(t, [])]) for t in pc.get(b, {})}
+
+    # --- open/close of an unbound device ---
+    oc = {}
+    oc_csv = os.path.join(out, "openclose.csv")
+    if os.path.exists(oc_csv):
+        with open(oc_csv) as f:
+            for row in csv.DictReader(f):
+                oc.setdefault(row["driver"], []).append(row)
+    if oc:
+        L.append("## Opening and closing an unbound device (blktests loop/003)")
+        L.append("")
+        L.append(f"`tests/openclose.py`: {env.get('openclose_cycles', '?')} cycles of "
+                 "open(O_RDONLY) and close of /dev/loop0, unbound, with only that driver "
+                 "loaded; once per run and driver. Rate: cycles per second, median (min–max). "
+                 "Flushes (/sys/block/loop0/stat), diskseq steps and uevents: what the "
+                 "cycles caused, summed over the runs; an unbound device should have none.")
+        L.append("")
+        L.append("| driver | cycles/s | flushes | diskseq steps | uevents |")
+        L.append("|---|--:|--:|--:|--:|")
+        rates = {}
+        for d, title in (("rloop", "rloop"), ("loop", "loop.c")):
+            rows = oc.get(d, [])
+            if not rows:
+                continue
+            rates[d] = {int(r["run"]): float(r["rate"]) for r in rows}
+            sums = [sum(int(r[k]) for r in rows) for k in ("flushes", "diskseq", "uevents")]
+            L.append(f"| {title} | {fmt_range(list(rates[d].values()))} | "
+                     + " | ".join(str(x) for x in sums) + " |")
+        L.append("")
+        if "rloop" in rates and "loop" in rates:
+            per = [rates["rloop"][k] / rates["loop"][k] for k in rates["rloop"]
+                   if rates["loop"].get(k)]
+            r = med(list(rates["rloop"].values())) / med(list(rates["loop"].values()))
+            L.append(f"rloop/loop.c: {r:.2f}× the rate"
+                     + (f" (per run {min(per):.2f}–{max(per):.2f})." if per else "."))
+            L.append("")
+            summary["openclose"] = {"rloop_rate": med(list(rates["rloop"].values())),
+                                    "loop_rate": med(list(rates["loop"].values()))}
 
     # --- targets ---
     L.append("## Targets of issue 5")

@@ -19,6 +19,9 @@
 #                   /proc/meminfo Cached before and after a direct read of
 #                   BENCH_PC_MIB through the device, and the backing file's
 #                   resident bytes (fincore) after it
+#   openclose.csv   one line per (driver, run): open/close cycles of an
+#                   unbound /dev/loop0 (blktests loop/003), their rate, and
+#                   the flushes, diskseq steps and uevents they caused
 #   profile-*.txt   perf profiles (BENCH_PROFILE=1)
 #   log.txt         what happened, with times
 #
@@ -34,6 +37,8 @@
 #   BENCH_WORKLOADS regex over workload names (default all)
 #   BENCH_PROFILE   1: perf profiles of rloop-dio and loop-dio on brd
 #   BENCH_ENGINE    fio engine (default: io_uring if it works, else libaio)
+#   BENCH_OPENCLOSE open/close cycles of an unbound device per run and
+#                   driver (default 5000, as loop/003; 0: none)
 #   RLOOP_KO        the rloop.ko to insmod (default OUTDIR/rloop.ko)
 set -euo pipefail
 
@@ -48,6 +53,8 @@ backings=${BENCH_BACKINGS:-brd virtio}
 target_re=${BENCH_TARGETS:-.}
 workload_re=${BENCH_WORKLOADS:-.}
 profile=${BENCH_PROFILE:-0}
+openclose=${BENCH_OPENCLOSE:-5000}
+tests=$(cd "$(dirname "$0")/.." && pwd)
 ko=${RLOOP_KO:-$out/rloop.ko}
 
 [ "$(id -u)" -eq 0 ] || { echo "run.sh must run as root, inside the bench VM" >&2; exit 2; }
@@ -158,6 +165,7 @@ hz=$(getconf CLK_TCK)
 	echo "pc_mib=$pc_mib"
 	echo "backings=$backings"
 	echo "targets=${sel_targets[*]}"
+	echo "openclose_cycles=$openclose"
 	echo "workloads=$(for w in "${sel_workloads[@]}"; do printf '%s ' "${w%% *}"; done)"
 	echo "rloop_ko=$(modinfo -F vermagic "$ko") srcversion=$(modinfo -F srcversion "$ko")"
 	echo "qemu_accel=$(grep -qw hypervisor /proc/cpuinfo && echo guest)"
@@ -347,6 +355,29 @@ write_profile() {
 	perf report -i "$1" --stdio --children -g none --sort symbol \
 		2>/dev/null | grep -v '^#' | grep -v '^$' | sed -n '1,60p' || true
 }
+
+# openclose_run RUN: for each driver, in an order rotated by RUN, open and
+# close its unbound /dev/loop0 BENCH_OPENCLOSE times (tests/openclose.py).
+openclose_run() {
+	local run=$1 d drivers=(rloop loop) res
+	[ $((run % 2)) = 1 ] || drivers=(loop rloop)
+	for d in "${drivers[@]}"; do
+		if [ "$d" = rloop ]; then insmod "$ko"; else modprobe loop; fi
+		settle
+		res=$(python3 "$tests/openclose.py" /dev/loop0 "$openclose" r)
+		rmmod "$d"
+		settle
+		# cycles=N rate=R/s flushes=F diskseq=D uevents=U
+		echo "$d,$run,$(sed -e 's|/s||' -e 's/[a-z]*=//g' -e 's/ /,/g' <<<"$res")" >>"$out/openclose.csv"
+		log "open/close run $run/$runs: $d $res"
+	done
+}
+if [ "$openclose" -gt 0 ]; then
+	echo "driver,run,cycles,rate,flushes,diskseq,uevents" >"$out/openclose.csv"
+	for run in $(seq 1 "$runs"); do
+		openclose_run "$run"
+	done
+fi
 
 for backing in $backings; do
 	setup_backing "$backing" || continue

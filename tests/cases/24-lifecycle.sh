@@ -1,6 +1,7 @@
 # shellcheck shell=bash
 # rloop core, lifetimes: lazy detach at the last close, detach under fio,
-# the module pinned while a device is bound, and no leak after unload.
+# the module pinned while a device is bound, no leak after unload, and
+# nothing but an open and a close for an unbound device.
 #
 # They test lifetimes and locking, and need KASAN, lockdep and kmemleak:
 # they run on the debug kernel only (no RLOOP_ANY_KERNEL here).
@@ -94,4 +95,32 @@ case_detach_during_fio_keeps_completed_writes() {
 	losetup /dev/loop0 "$FSDIR/img"
 	losetup -d /dev/loop0
 	[ ! -e /sys/block/loop0/loop ] || fail "idle detach"
+}
+
+# blktests loop/003: opening and closing an unbound device must do nothing
+# but the open and the close: no flush or other I/O, no queue freeze, no
+# media change or partition scan, no module reference of the driver's own.
+# Counted under tracepoints (lockdep's shows a freeze as an acquisition of
+# the queue's usage counter, needing the debug kernel), for rloop and,
+# beside it, loop.c. The rate, under tracing, is printed, not asserted.
+case_unbound_open_close_does_nothing() {
+	local n drv line key
+	n=$(by_tier 200 1000)
+	local tracing=/sys/kernel/tracing
+	mountpoint -q $tracing || mount -t tracefs none $tracing
+	for drv in loop.c rloop; do
+		if [ $drv = rloop ]; then
+			load_rloop
+		else
+			modprobe loop max_loop=8 || fail "modprobe loop"
+			on_exit "rmmod loop"
+		fi
+		settle
+		line="$(python3 "$RLOOP_ROOT/tests/openclose.py" --trace /dev/loop0 "$n" r)"
+		echo "$drv: $line"
+		if [ $drv = rloop ]; then unload_rloop; else rmmod loop; fi
+	done
+	for key in flushes diskseq uevents blockev qenter modrefs; do
+		assert_match " $key=0( |\$)" "$line" "rloop's $key over $n open/close cycles of an unbound device"
+	done
 }
