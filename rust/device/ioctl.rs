@@ -120,8 +120,10 @@ impl LoopDevice {
         let (offset, sizelimit) = self.bound(&cfg).map(|b| (b.offset, b.sizelimit))?;
         let size_changed = offset != info.offset || sizelimit != info.sizelimit;
         if size_changed {
-            bdev.sync();
-            bdev.invalidate();
+            // The whole disk's cache, even through a partition's node: its
+            // dirty pages would be written back at the new offset.
+            bdev.whole().sync();
+            bdev.whole().invalidate();
         }
         let partscan;
         {
@@ -240,8 +242,9 @@ impl LoopDevice {
         if disk.logical_block_size() == size {
             return Ok(());
         }
-        bdev.sync();
-        bdev.invalidate();
+        // As in `set_status`; the claim above stays on the ioctl's device.
+        bdev.whole().sync();
+        bdev.whole().invalidate();
         let flags = cfg.flags;
         let binding = cfg.binding.as_ref().ok_or(ENXIO)?;
         let inputs = binding.dio_inputs(size);
