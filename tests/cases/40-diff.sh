@@ -388,6 +388,24 @@ scenario_busy_device() {
 	resume_udev
 }
 
+# Tasks waiting for a device busy under its lock end on SIGKILL, as
+# loop.c's do (mutex_lock_killable()): an ioctl, an open and
+# LOOP_CTL_REMOVE (tests/busy_device.py --killed).
+scenario_killable_waits() {
+	mk_fs_on_brd ext4
+	truncate -s 8M "$FSDIR/f"
+	pause_udev
+	# Without killable waits, each waiter stays 60 s in D: see above.
+	local hung rc=0
+	hung=$(cat /proc/sys/kernel/hung_task_timeout_secs)
+	echo 600 >/proc/sys/kernel/hung_task_timeout_secs
+	PYTHONPATH=$RLOOP_ROOT/tests python3 "$RLOOP_ROOT/tests/busy_device.py" \
+		--killed "$FSDIR" "$FSDIR/f" || rc=$?
+	echo "$hung" >/proc/sys/kernel/hung_task_timeout_secs
+	resume_udev
+	return $rc
+}
+
 # The 32-bit compat path (lo_compat_ioctl) in each state, from a static
 # 32-bit program built once before the comparison.
 scenario_compat() {
@@ -460,6 +478,11 @@ case_diff_busy_device() {
 	# The scenario runs as a job, whose on_exit is lost: brd goes here.
 	on_exit "rmmod brd"
 	compare_drivers scenario_busy_device 22
+}
+case_diff_killable_waits() {
+	# The scenario runs as a job, whose on_exit is lost: brd goes here.
+	on_exit "rmmod brd"
+	compare_drivers scenario_killable_waits 13
 }
 case_diff_compat() {
 	[ -x "$COMPAT32" ] || fail "$COMPAT32 is missing: make test-vm builds it (gcc-multilib)"
