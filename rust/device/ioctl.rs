@@ -100,8 +100,8 @@ impl LoopDevice {
 
     /// `loop_clr_fd`: detaches lazily, at the last close.
     fn clr_fd(&self, disk: &Disk<LoopOps>) -> Result {
-        let _validate = self.set.validate_lock().lock();
-        let mut cfg = self.config.lock();
+        let _validate = self.set.validate_lock().lock_killable()?;
+        let mut cfg = self.config.lock_killable()?;
         if self.state() != State::Bound {
             return Err(ENXIO);
         }
@@ -116,7 +116,7 @@ impl LoopDevice {
     /// `loop_set_status`.
     fn set_status(&self, bdev: &BlockDevice<LoopOps>, info: &LoopInfo64) -> Result {
         let disk = bdev.disk();
-        let mut cfg = self.config.lock();
+        let mut cfg = self.config.lock_killable()?;
         let (offset, sizelimit) = self.bound(&cfg).map(|b| (b.offset, b.sizelimit))?;
         let size_changed = offset != info.offset || sizelimit != info.sizelimit;
         if size_changed {
@@ -167,7 +167,7 @@ impl LoopDevice {
     /// `loop_get_status`.
     fn get_status(&self) -> Result<LoopInfo64> {
         let (mut info, file) = {
-            let cfg = self.config.lock();
+            let cfg = self.config.lock_killable()?;
             let b = self.bound(&cfg)?;
             let mut info = LoopInfo64::zeroed();
             info.number = self.index;
@@ -201,7 +201,7 @@ impl LoopDevice {
 
     /// `loop_set_capacity`.
     fn set_capacity(&self, disk: &Disk<LoopOps>) -> Result {
-        let cfg = self.config.lock();
+        let cfg = self.config.lock_killable()?;
         let binding = self.bound(&cfg)?;
         disk.set_capacity_and_notify(binding.capacity());
         Ok(())
@@ -209,7 +209,7 @@ impl LoopDevice {
 
     /// `loop_set_dio`.
     fn set_direct_io(&self, disk: &Disk<LoopOps>, on: bool) -> Result {
-        let mut cfg = self.config.lock();
+        let mut cfg = self.config.lock_killable()?;
         let binding = self.bound(&cfg)?;
         if cfg.flags.contains(LoFlags::DIRECT_IO) == on {
             return Ok(());
@@ -232,7 +232,7 @@ impl LoopDevice {
     fn set_block_size(&self, bdev: &BlockDevice<LoopOps>, mode: OpenMode, size: u32) -> Result {
         let disk = bdev.disk();
         let _claim = bdev.claim(mode)?;
-        let mut cfg = self.config.lock();
+        let mut cfg = self.config.lock_killable()?;
         let dio_align = self.bound(&cfg)?.dio_align;
         // 0 selects the default, as at configure time.
         let size = match size {
