@@ -212,7 +212,21 @@ def killed(what, argv, pass_fds=()):
         print(f"{what}, SIGKILL: ended ({proc.returncode})", flush=True)
     except subprocess.TimeoutExpired:
         print(f"{what}, SIGKILL: still in {proc_state(proc.pid)} after {WAIT_S} s", flush=True)
+        blocked_stacks()
         PENDING.append((what, proc))
+
+
+def blocked_stacks():
+    """The kernel stacks of the tasks in D, on stderr: what waits for what."""
+    for pid in sorted(p for p in os.listdir("/proc") if p.isdigit()):
+        if proc_state(pid) != "D":
+            continue
+        try:
+            with open(f"/proc/{pid}/comm") as f, open(f"/proc/{pid}/stack") as g:
+                print(f"  D {pid} {f.read().strip()}:", *g.read().split()[1::2],
+                      file=sys.stderr, flush=True)
+        except OSError:
+            pass
 
 
 def killed_waiters(mnt, path):
