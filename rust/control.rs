@@ -8,7 +8,9 @@
 //! removing devices and is held across `add_disk()` and `del_gendisk()`.
 //! `devices` is a leaf lock, held only to look up or change the table, so
 //! that a device's own locks may be held while looking up another one (the
-//! loop-on-loop check).
+//! loop-on-loop check). As in loop.c, a wait for `ctl_lock`, the validate
+//! lock or a device's lock ends with `EINTR` on a fatal signal, except
+//! where the operation is past the point of no return.
 
 mod table;
 
@@ -17,6 +19,7 @@ use crate::{
     device::{DeviceParams, DeviceSet, LoopDevice, LoopOps},
     kernel_defs,
     misc::MiscIoctl,
+    mutex::{new_killable_mutex, KillableMutex},
     uapi::{dev_minor, LOOP_CTL_ADD, LOOP_CTL_GET_FREE, LOOP_CTL_REMOVE, LOOP_MAJOR, MINOR_BITS},
 };
 use kernel::{
@@ -34,9 +37,9 @@ const MAX_HW_SECTORS: u32 = 2560;
 pub(crate) struct Driver {
     /// loop.c's `loop_validate_mutex`: see [`DeviceSet::validate_lock`].
     #[pin]
-    validate_lock: Mutex<()>,
+    validate_lock: KillableMutex<()>,
     #[pin]
-    ctl_lock: Mutex<()>,
+    ctl_lock: KillableMutex<()>,
     #[pin]
     devices: Mutex<DeviceTable>,
     /// The `loop/` sysfs group of every device.
@@ -66,8 +69,8 @@ impl Driver {
         let attrs = AttributeGroup::new()?;
         Arc::pin_init(
             try_pin_init!(Self {
-                validate_lock <- new_mutex!(()),
-                ctl_lock <- new_mutex!(()),
+                validate_lock <- new_killable_mutex!(()),
+                ctl_lock <- new_killable_mutex!(()),
                 devices <- new_mutex!(DeviceTable::new()),
                 attrs,
                 part_shift,
@@ -94,7 +97,7 @@ impl Driver {
     /// `loop_add`: creates `loop<index>`, or the first free index for
     /// `None`. Returns the index.
     pub(crate) fn add(self: &Arc<Self>, index: Option<u32>) -> Result<u32> {
-        let _ctl = self.ctl_lock.lock();
+        let _ctl = self.ctl_lock.lock_killable()?;
         let index = {
             let devices = self.devices.lock();
             match index {
@@ -166,6 +169,7 @@ impl Driver {
         // held across slow work, which must not hold up other devices.
         // Only one removal gets past this; the entry stays until it is done.
         dev.start_deleting(disk.disk())?;
+        // Not killable: the device is already marked for deletion.
         let _ctl = self.ctl_lock.lock();
         let entry = self.devices.lock().remove(index);
         // del_gendisk() outside the table lock, when the last reference goes.
@@ -177,7 +181,7 @@ impl Driver {
     /// `loop_control_get_free`: the first unbound device, created if none.
     fn get_free(self: &Arc<Self>) -> Result<u32> {
         {
-            let _ctl = self.ctl_lock.lock();
+            let _ctl = self.ctl_lock.lock_killable()?;
             // The table is sorted: the first is the lowest.
             let free = self
                 .devices
@@ -208,7 +212,7 @@ impl Driver {
 }
 
 impl DeviceSet for Driver {
-    fn validate_lock(&self) -> &Mutex<()> {
+    fn validate_lock(&self) -> &KillableMutex<()> {
         &self.validate_lock
     }
 

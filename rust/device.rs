@@ -40,11 +40,16 @@ pub(crate) use state::IoTarget;
 pub(crate) use sysfs::ATTRS;
 pub(crate) use workers::PendingList;
 
-use crate::{blk::AttributeGroup, hw_queues, uapi::LoFlags};
+use crate::{
+    blk::AttributeGroup,
+    hw_queues,
+    mutex::{new_killable_mutex, KillableMutex},
+    uapi::LoFlags,
+};
 use kernel::{
-    new_mutex, new_spinlock,
+    new_spinlock,
     prelude::*,
-    sync::{atomic::Atomic, Arc, Mutex, SetOnce, SpinLock},
+    sync::{atomic::Atomic, Arc, SetOnce, SpinLock},
 };
 use state::{Config, State};
 use workers::{new_worker, start_workers, WorkerBox};
@@ -53,7 +58,7 @@ use workers::{new_worker, start_workers, WorkerBox};
 pub(crate) trait DeviceSet: Send + Sync {
     /// loop.c's `loop_validate_mutex`: held while a loop-on-loop chain is
     /// checked and while a device is marked for detach.
-    fn validate_lock(&self) -> &Mutex<()>;
+    fn validate_lock(&self) -> &KillableMutex<()>;
 
     /// The device that loop device number `dev` (a `dev_t` of the loop
     /// major, partitions included) belongs to, if it exists.
@@ -77,7 +82,7 @@ pub(crate) struct DeviceParams {
 pub(crate) struct LoopDevice {
     pub(crate) index: u32,
     #[pin]
-    config: Mutex<Config>,
+    config: KillableMutex<Config>,
     #[pin]
     io: SpinLock<Option<IoTarget>>,
     /// The worker of hardware queue 0, loop.c's only one.
@@ -130,7 +135,7 @@ impl LoopDevice {
         Arc::pin_init(
             try_pin_init!(Self {
                 index,
-                config <- new_mutex!(Config {
+                config <- new_killable_mutex!(Config {
                     flags: LoFlags::empty(),
                     binding: None,
                     dio_refusal_logged: false,

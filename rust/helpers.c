@@ -9,6 +9,7 @@
 #include <linux/fs.h>
 #include <linux/llist.h>
 #include <linux/loop.h>
+#include <linux/mutex.h>
 #include <linux/pagemap.h>
 #include <linux/sched.h>
 #include <linux/sched/mm.h>
@@ -93,6 +94,12 @@ unsigned int rloop_loop_worker_enter(void)
 void rloop_loop_worker_exit(unsigned int orig_flags)
 {
 	current->flags = orig_flags;
+}
+
+/* A macro under CONFIG_DEBUG_LOCK_ALLOC. */
+int rloop_mutex_lock_killable(struct mutex *lock)
+{
+	return mutex_lock_killable(lock);
 }
 
 unsigned int rloop_disk_openers(struct gendisk *disk)

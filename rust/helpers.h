@@ -19,12 +19,15 @@ struct inode;
 struct kiocb;
 struct llist_head;
 struct llist_node;
+struct mutex;
 
 unsigned int rloop_memalloc_noio_save(void);
 void rloop_memalloc_noio_restore(unsigned int flags);
 bool rloop_memalloc_noio_active(void);
 unsigned int rloop_loop_worker_enter(void);
 void rloop_loop_worker_exit(unsigned int orig_flags);
+
+int rloop_mutex_lock_killable(struct mutex *lock);
 
 unsigned int rloop_disk_openers(struct gendisk *disk);
 void rloop_disk_suppress_uevents(struct gendisk *disk, bool suppress);

@@ -7,7 +7,7 @@
 
 use kernel::{
     bindings,
-    ffi::{c_char, c_uint, c_void},
+    ffi::{c_char, c_int, c_uint, c_void},
 };
 
 /// `BLK_OPEN_WRITE`; `helpers.c` checks the value at build time.
@@ -41,6 +41,8 @@ extern "C" {
     pub(crate) fn rloop_memalloc_noio_active() -> bool;
     pub(crate) fn rloop_loop_worker_enter() -> c_uint;
     pub(crate) fn rloop_loop_worker_exit(orig_flags: c_uint);
+
+    pub(crate) fn rloop_mutex_lock_killable(lock: *mut bindings::mutex) -> c_int;
 
     pub(crate) fn rloop_disk_openers(disk: *mut bindings::gendisk) -> c_uint;
     pub(crate) fn rloop_disk_suppress_uevents(disk: *mut bindings::gendisk, suppress: bool);

@@ -7,8 +7,8 @@
 //! a per-device kthread worker and completed asynchronously.
 //!
 //! Abstractions over C (everything that touches `bindings`): `blk`,
-//! `kthread`, `file_io`, `misc`, `memalloc`, `module_ref`, `capability`,
-//! `submitter`.
+//! `kthread`, `file_io`, `misc`, `memalloc`, `module_ref`, `mutex`,
+//! `capability`, `submitter`.
 //! Driver logic, without `unsafe`: `control`, `device`, `io`. Kernel-free
 //! logic, also tested on the host: `capacity`, `completion`, `dio`,
 //! `hw_queues`, `uapi`.
@@ -31,6 +31,7 @@ mod memalloc;
 mod misc;
 mod module_param;
 mod module_ref;
+mod mutex;
 mod submitter;
 #[cfg(rloop_test_hooks)]
 mod test_hooks;

@@ -3,6 +3,7 @@
 """A loop device busy under its own lock, for the differential suite.
 
     busy_device.py MOUNTPOINT FILE OTHER_FILE
+    busy_device.py --killed MOUNTPOINT FILE
 
 /dev/loop0 is bound to FILE, on the file system at MOUNTPOINT, which this
 freezes twice. First LOOP_SET_STATUS64 with a new offset writes the
@@ -11,6 +12,11 @@ LOOP_CTL_REMOVE wait behind it; meanwhile the control device and other
 devices (bound to OTHER_FILE, elsewhere) must not wait. Then the only
 opener of /dev/loop0 detaches while its writes wait behind the frozen file
 system; all of them must complete.
+
+With --killed, while LOOP_SET_STATUS64 holds the device busy so, other
+processes wait for it: in an ioctl on a fd opened before, in open() and
+in LOOP_CTL_REMOVE. Each gets SIGKILL, and must end before the thaw, as
+loop.c's waits are killable (mutex_lock_killable()).
 
 Every call runs in a thread of this one process, so that the file system
 stays frozen for seconds, not for the start-up of a program per call.
@@ -158,7 +164,106 @@ def queued_writes(mnt):
     os.close(fd)
 
 
+# A process that waits for the busy device: it says when it is about to
+# make the call, so that the D state seen after is the call's.
+WAITER = r"""
+import fcntl, os, sys
+what, arg = sys.argv[1], sys.argv[2]
+if what == "ctl-remove":
+    fd = os.open("/dev/loop-control", os.O_RDWR)
+os.write(1, b"r")
+if what == "open":
+    os.open(arg, os.O_RDWR)
+elif what == "ctl-remove":
+    fcntl.ioctl(fd, 0x4C81, int(arg))
+else:
+    fcntl.ioctl(int(arg), int(what, 0), bytearray(232))
+"""
+
+
+def proc_state(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return "gone"
+
+
+def killed(what, argv, pass_fds=()):
+    """Starts a waiter; once it waits in the kernel, kills it. Prints
+    whether it ended within WAIT_S, and what it waited in."""
+    proc = subprocess.Popen([sys.executable, "-c", WAITER] + argv,
+                            stdout=subprocess.PIPE, pass_fds=pass_fds)
+    if proc.stdout.read(1) != b"r":
+        print(f"{what}: did not start", flush=True)
+        proc.wait()
+        return
+    # In D for a second on end: waiting for the device, not for a page.
+    seen = 0
+    for _ in range(WAIT_S * 10):
+        seen = seen + 1 if proc_state(proc.pid) == "D" else 0
+        if seen == 10:
+            break
+        time.sleep(0.1)
+    print(f"{what}: {'waiting' if seen == 10 else proc_state(proc.pid)}", flush=True)
+    proc.kill()
+    try:
+        proc.wait(WAIT_S)
+        print(f"{what}, SIGKILL: ended ({proc.returncode})", flush=True)
+    except subprocess.TimeoutExpired:
+        print(f"{what}, SIGKILL: still in {proc_state(proc.pid)} after {WAIT_S} s", flush=True)
+        blocked_stacks()
+        PENDING.append((what, proc))
+
+
+def blocked_stacks():
+    """The kernel stacks of the tasks in D, on stderr: what waits for what."""
+    for pid in sorted(p for p in os.listdir("/proc") if p.isdigit()):
+        if proc_state(pid) != "D":
+            continue
+        try:
+            with open(f"/proc/{pid}/comm") as f, open(f"/proc/{pid}/stack") as g:
+                print(f"  D {pid} {f.read().strip()}:", *g.read().split()[1::2],
+                      file=sys.stderr, flush=True)
+        except OSError:
+            pass
+
+
+def killed_waiters(mnt, path):
+    cfg = configure_arg(path)
+    print("configure loop0:", ioctl("/dev/loop0", lc.LOOP_CONFIGURE, cfg), flush=True)
+    held = os.open("/dev/loop0", os.O_RDWR)
+    os.pwrite(held, b"busy", 0)
+    fd = os.open("/dev/loop0", os.O_RDWR)
+    freeze(mnt, True)
+    try:
+        busy = Call("/dev/loop0", lc.LOOP_SET_STATUS64, lc.info64(offset=4096))
+        waits("set-status loop0 --offset 4096", busy)
+        killed("get-status on an open fd", [hex(lc.LOOP_GET_STATUS64), str(fd)], (fd,))
+        killed("clr-fd on an open fd", [hex(lc.LOOP_CLR_FD), str(fd)], (fd,))
+        killed("open loop0", ["open", "/dev/loop0"])
+        killed("ctl-remove 0", ["ctl-remove", "0"])
+    finally:
+        freeze(mnt, False)
+    busy.thread.join()
+    print("set-status loop0, in the end:", busy.result, flush=True)
+    PENDING.remove(("set-status loop0 --offset 4096", busy))
+    for what, proc in PENDING:
+        proc.wait()
+        print(f"{what}, after the thaw: ended ({proc.returncode})", flush=True)
+    PENDING.clear()
+    buf = bytearray(232)
+    print("get-status loop0:", lc.call(fd, lc.LOOP_GET_STATUS64, buf),
+          "offset", lc.INFO64.unpack(bytes(buf))[3], flush=True)
+    os.close(fd)
+    os.close(held)
+    print("clr-fd loop0:", ioctl("/dev/loop0", lc.LOOP_CLR_FD), flush=True)
+
+
 def main():
+    if sys.argv[1] == "--killed":
+        killed_waiters(*sys.argv[2:4])
+        return
     mnt, path, other = sys.argv[1:4]
     cfg = configure_arg(path)
     print("configure loop0:", ioctl("/dev/loop0", lc.LOOP_CONFIGURE, cfg), flush=True)

@@ -64,15 +64,27 @@ settle() {
 # pause_udev / resume_udev: stop udevd, so that nothing but the test opens
 # the devices, and start it again (as virtme-ng's init does).
 pause_udev() {
-	udevadm control --exit 2>/dev/null || true
+	local _
+	# Until it no longer answers: an exit request can time out.
+	for _ in 1 2 3; do
+		udevadm control --exit 2>/dev/null || true
+		udevadm control --ping --timeout=2 >/dev/null 2>&1 || break
+	done
 	on_exit resume_udev
 }
 resume_udev() {
 	# A ping, not pgrep: pgrep's walk of /proc took seconds in the guest.
 	udevadm control --ping --timeout=5 >/dev/null 2>&1 && return 0
-	local udevd
+	local udevd _
 	for udevd in /usr/lib/systemd/systemd-udevd /lib/systemd/systemd-udevd; do
 		[ -x "$udevd" ] && { "$udevd" --daemon >/dev/null 2>&1; break; }
+	done
+	# The daemon takes requests only some time after --daemon returns: a
+	# pause_udev before then fails, and udevd goes on opening devices
+	# (seen: it held a busy device's open_mutex in diff_killable_waits).
+	for _ in $(seq 1 30); do
+		udevadm control --ping --timeout=5 >/dev/null 2>&1 && return 0
+		sleep 1
 	done
 }
 

@@ -15,6 +15,7 @@
     loopctl.py set-block-size DEV N | raw DEV CMD [ARG]
     loopctl.py state DEV | write DEV OFFSET | read DEV OFFSET
     loopctl.py hold DEV [--ro-dev] | release DEV | truncate FILE SIZE
+    loopctl.py pwrite DEV OFFSET TEXT | peek FILE OFFSET LEN
     loopctl.py batch [--echo]   (the commands above, one per line on stdin;
                                  held devices stay open across lines)
 
@@ -22,6 +23,9 @@
 moved since the last "state" of that name. "write"/"read" move 4096 bytes
 with O_DIRECT at OFFSET (a number, or "end" or "end-4096" for the device's
 size), printing "ok", a short count, a checksum or the errno name.
+"pwrite" writes TEXT through the page cache, without a sync, so that it
+stays dirty there until written back; "peek" prints LEN bytes of FILE at
+OFFSET as text, a NUL as ".".
 
 Success prints "ok" (or the returned value, or the status fields); failure
 prints the errno name, such as "ENXIO". The exit status is 0 either way,
@@ -219,6 +223,20 @@ def main(argv=None):
         try:
             os.truncate(args[0], int(args[1]))
             print("ok")
+        except OSError as e:
+            print(errname(e))
+        return
+    if op == "pwrite":
+        try:
+            n = os.pwrite(opn(args[0], os.O_RDWR), args[2].encode(), int(args[1]))
+            print("ok" if n == len(args[2]) else f"short {n}")
+        except OSError as e:
+            print(errname(e))
+        return
+    if op == "peek":
+        try:
+            data = os.pread(opn(args[0], os.O_RDONLY), int(args[2]), int(args[1]))
+            print(data.decode(errors="replace").replace("\0", "."))
         except OSError as e:
             print(errname(e))
         return

@@ -41,8 +41,9 @@ pub(crate) struct InIoctl<'a>(PhantomData<(&'a (), *mut ())>);
 ///
 /// While a `&BlockDevice<T>` exists:
 ///
-/// - the wrapped `struct block_device` is open: the block layer lent it to
-///   an ioctl of `T` (only `DiskVTable` makes one), which cannot close it;
+/// - the wrapped `struct block_device` is open: the block layer lent it, or
+///   a partition of its disk, to an ioctl of `T` (only `DiskVTable` and
+///   [`BlockDevice::whole`] make one), which cannot close it;
 /// - its `bd_disk` meets the invariants of [`Disk<T>`].
 #[repr(transparent)]
 pub(crate) struct BlockDevice<T: DiskOperations>(Opaque<bindings::block_device>, PhantomData<T>);
@@ -71,6 +72,19 @@ impl<T: DiskOperations> BlockDevice<T> {
         // module (`DiskVTable::TABLE`), until it is closed, which cannot
         // happen during the ioctl that lent `self`.
         unsafe { ModuleHeld::assume() }
+    }
+
+    /// The block device of the whole disk (`bdev_whole()`): `self` if it is
+    /// not a partition. Its page cache is not a partition's: an ioctl issued
+    /// through a partition that changes how the whole disk maps to the
+    /// backing store must write back and drop the whole disk's cache.
+    pub(crate) fn whole(&self) -> &BlockDevice<T> {
+        // INVARIANT: `blkdev_get_part()` opens the whole disk before a
+        // partition and closes it after, so it is open while `self` is; it
+        // has the same `bd_disk`.
+        // SAFETY: `bd_disk` is valid (invariant: open) and so is its `part0`
+        // (`Disk` invariant: live); `Self` is a transparent wrapper.
+        unsafe { &*(*(*self.as_raw()).bd_disk).part0.cast::<Self>() }
     }
 
     /// The device number.

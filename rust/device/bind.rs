@@ -39,10 +39,12 @@ impl LoopDevice {
         // Only a loop device as backing file has a chain to check, and only
         // then does loop.c take its global lock: binds of other devices do
         // not wait for this one's fsync.
-        let _validate = is_loop_device(&file).then(|| self.set.validate_lock().lock());
+        let _validate = is_loop_device(&file)
+            .then(|| self.set.validate_lock().lock_killable())
+            .transpose()?;
         let disk = bdev.disk();
 
-        let mut cfg = self.config.lock();
+        let mut cfg = self.config.lock_killable()?;
         if self.state() != State::Unbound {
             return Err(EBUSY);
         }
@@ -190,8 +192,10 @@ impl LoopDevice {
         // As in `configure`. The chain check clones the files it looks at,
         // so loop.c's wait for checks in flight before the old file is put
         // is not needed.
-        let _validate = is_loop_device(&file).then(|| self.set.validate_lock().lock());
-        let mut cfg = self.config.lock();
+        let _validate = is_loop_device(&file)
+            .then(|| self.set.validate_lock().lock_killable())
+            .transpose()?;
+        let mut cfg = self.config.lock_killable()?;
         self.bound(&cfg)?;
         if !cfg.flags.contains(LoFlags::READ_ONLY) {
             return Err(EINVAL);

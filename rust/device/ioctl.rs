@@ -98,8 +98,8 @@ impl LoopDevice {
 
     /// `loop_clr_fd`: detaches lazily, at the last close.
     fn clr_fd(&self, disk: &Disk<LoopOps>) -> Result {
-        let _validate = self.set.validate_lock().lock();
-        let mut cfg = self.config.lock();
+        let _validate = self.set.validate_lock().lock_killable()?;
+        let mut cfg = self.config.lock_killable()?;
         if self.state() != State::Bound {
             return Err(ENXIO);
         }
@@ -114,12 +114,14 @@ impl LoopDevice {
     /// `loop_set_status`.
     fn set_status(&self, bdev: &BlockDevice<LoopOps>, info: &LoopInfo64) -> Result {
         let disk = bdev.disk();
-        let mut cfg = self.config.lock();
+        let mut cfg = self.config.lock_killable()?;
         let (offset, sizelimit) = self.bound(&cfg).map(|b| (b.offset, b.sizelimit))?;
         let size_changed = offset != info.offset || sizelimit != info.sizelimit;
         if size_changed {
-            bdev.sync();
-            bdev.invalidate();
+            // The whole disk's cache, even through a partition's node: its
+            // dirty pages would be written back at the new offset.
+            bdev.whole().sync();
+            bdev.whole().invalidate();
         }
         let partscan;
         {
@@ -163,7 +165,7 @@ impl LoopDevice {
     /// `loop_get_status`.
     fn get_status(&self) -> Result<LoopInfo64> {
         let (mut info, file) = {
-            let cfg = self.config.lock();
+            let cfg = self.config.lock_killable()?;
             let b = self.bound(&cfg)?;
             let mut info = LoopInfo64::zeroed();
             info.number = self.index;
@@ -197,7 +199,7 @@ impl LoopDevice {
 
     /// `loop_set_capacity`.
     fn set_capacity(&self, disk: &Disk<LoopOps>) -> Result {
-        let cfg = self.config.lock();
+        let cfg = self.config.lock_killable()?;
         let binding = self.bound(&cfg)?;
         disk.set_capacity_and_notify(binding.capacity());
         Ok(())
@@ -205,7 +207,7 @@ impl LoopDevice {
 
     /// `loop_set_dio`.
     fn set_direct_io(&self, disk: &Disk<LoopOps>, on: bool) -> Result {
-        let mut cfg = self.config.lock();
+        let mut cfg = self.config.lock_killable()?;
         let binding = self.bound(&cfg)?;
         if cfg.flags.contains(LoFlags::DIRECT_IO) == on {
             return Ok(());
@@ -228,7 +230,7 @@ impl LoopDevice {
     fn set_block_size(&self, bdev: &BlockDevice<LoopOps>, mode: OpenMode, size: u32) -> Result {
         let disk = bdev.disk();
         let _claim = bdev.claim(mode)?;
-        let mut cfg = self.config.lock();
+        let mut cfg = self.config.lock_killable()?;
         let dio_align = self.bound(&cfg)?.dio_align;
         // 0 selects the default, as at configure time.
         let size = match size {
@@ -238,8 +240,9 @@ impl LoopDevice {
         if disk.logical_block_size() == size {
             return Ok(());
         }
-        bdev.sync();
-        bdev.invalidate();
+        // As in `set_status`; the claim above stays on the ioctl's device.
+        bdev.whole().sync();
+        bdev.whole().invalidate();
         let flags = cfg.flags;
         let binding = cfg.binding.as_ref().ok_or(ENXIO)?;
         let inputs = binding.dio_inputs(size);

@@ -13,6 +13,7 @@
 use super::{binding::Binding, LoopDevice, LoopOps};
 use crate::{
     blk::{Disk, OpenLockedDisk},
+    mutex::KillableMutexGuard,
     uapi::*,
 };
 use kernel::{
@@ -21,7 +22,6 @@ use kernel::{
     sync::{
         aref::ARef,
         atomic::ordering::{Acquire, Relaxed, Release},
-        MutexGuard,
     },
 };
 
@@ -93,8 +93,8 @@ impl LoopDevice {
     /// Moves the device to `state`; `cfg`, the guard of this device's
     /// `config`, proves its lock is held. After [`Self::publish`] for a
     /// move to `Bound`, so that a request taken then finds its target.
-    pub(super) fn set_state(&self, cfg: &mut MutexGuard<'_, Config>, state: State) {
-        debug_assert!(core::ptr::eq(cfg.lock_ref(), &self.config));
+    pub(super) fn set_state(&self, cfg: &mut KillableMutexGuard<'_, Config>, state: State) {
+        debug_assert!(core::ptr::eq(cfg.mutex(), &self.config));
         self.state.store(state as u32, Release);
     }
 
@@ -142,9 +142,10 @@ impl LoopDevice {
     }
 
     /// Marks an unbound device for deletion (`LOOP_CTL_REMOVE`), unless it
-    /// is bound or open. `ENODEV` if another removal got there first.
+    /// is bound or open. `ENODEV` if another removal got there first;
+    /// `EINTR` if killed while waiting for the device.
     pub(crate) fn start_deleting(&self, disk: &Disk<LoopOps>) -> Result {
-        let mut cfg = self.config.lock();
+        let mut cfg = self.config.lock_killable()?;
         let state = self.state();
         if state == State::Deleting {
             return Err(ENODEV);
@@ -175,9 +176,9 @@ impl LoopDevice {
 
     // ---- block_device_operations -------------------------------------
 
-    /// `lo_open`.
+    /// `lo_open`: killable while it waits for the device, as in loop.c.
     pub(crate) fn open(&self) -> Result {
-        let _cfg = self.config.lock();
+        let _cfg = self.config.lock_killable()?;
         match self.state() {
             State::Deleting | State::Rundown => Err(ENXIO),
             _ => Ok(()),

@@ -222,6 +222,45 @@ scenario_partitions() {
 	t "after umount" "$(losetup -a | wc -l)"
 }
 
+# LOOP_SET_STATUS64 and LOOP_SET_BLOCK_SIZE issued through a partition's
+# node write the whole disk's page cache back first, as loop.c does (it
+# flushes lo_device): a page left dirty there would reach the backing
+# file at the new offset. "pwrite" leaves a page dirty on /dev/loop0,
+# held open through p1 so that closing it writes nothing back; "peek"
+# shows the file at the page's place right before and after the ioctl,
+# and after the last close. The case holds off periodic writeback.
+scenario_partition_node() {
+	mk_tmpfs
+	local f=$TMPFS/p out
+	truncate -s 16M "$f"
+	printf 'label: dos\n,4M\n' | sfdisk -q "$f" >/dev/null
+	pause_udev
+	out=$($LOOPCTL batch --echo <<-END
+	configure /dev/loop0 $f --flags 8
+	hold /dev/loop0p1
+	pwrite /dev/loop0 12288 page-one
+	peek $f 12288 8
+	set-status /dev/loop0p1 --offset 4096
+	peek $f 12288 8
+	release /dev/loop0p1
+	peek $f 16384 8
+	hold /dev/loop0p1
+	pwrite /dev/loop0 20480 page-two
+	peek $f 24576 8
+	set-block-size /dev/loop0p1 4096
+	peek $f 24576 8
+	release /dev/loop0p1
+	peek $f 24576 8
+	clr-fd /dev/loop0
+	END
+	)
+	echo "$out"
+	# Each page must still be dirty right before its ioctl, or the
+	# comparison shows nothing.
+	grep -qxF "> peek $f 12288 8: ........" <<<"$out" || fail "page-one written back early"
+	grep -qxF "> peek $f 24576 8: ........" <<<"$out" || fail "page-two written back early"
+}
+
 scenario_ioctls_normalized() { scenario_ioctls | normalize_ids; }
 
 # LOOP_SET_DIRECT_IO and LOOP_SET_BLOCK_SIZE in each state a device can be
@@ -349,6 +388,24 @@ scenario_busy_device() {
 	resume_udev
 }
 
+# Tasks waiting for a device busy under its lock end on SIGKILL, as
+# loop.c's do (mutex_lock_killable()): an ioctl, an open and
+# LOOP_CTL_REMOVE (tests/busy_device.py --killed).
+scenario_killable_waits() {
+	mk_fs_on_brd ext4
+	truncate -s 8M "$FSDIR/f"
+	pause_udev
+	# Without killable waits, each waiter stays 60 s in D: see above.
+	local hung rc=0
+	hung=$(cat /proc/sys/kernel/hung_task_timeout_secs)
+	echo 600 >/proc/sys/kernel/hung_task_timeout_secs
+	PYTHONPATH=$RLOOP_ROOT/tests python3 "$RLOOP_ROOT/tests/busy_device.py" \
+		--killed "$FSDIR" "$FSDIR/f" || rc=$?
+	echo "$hung" >/proc/sys/kernel/hung_task_timeout_secs
+	resume_udev
+	return $rc
+}
+
 # The 32-bit compat path (lo_compat_ioctl) in each state, from a static
 # 32-bit program built once before the comparison.
 scenario_compat() {
@@ -404,6 +461,13 @@ case_diff_ioctls() { compare_drivers scenario_ioctls_normalized 45; }
 case_diff_sysfs_and_losetup() { compare_drivers scenario_sysfs_and_losetup 60; }
 case_diff_uevents() { compare_drivers scenario_uevents 4; }
 case_diff_partitions() { compare_drivers scenario_partitions 8; }
+case_diff_partition_node() {
+	local expire
+	expire=$(cat /proc/sys/vm/dirty_expire_centisecs)
+	on_exit "echo $expire >/proc/sys/vm/dirty_expire_centisecs"
+	echo 360000 >/proc/sys/vm/dirty_expire_centisecs
+	compare_drivers scenario_partition_node 16
+}
 case_diff_dio_and_block_size() {
 	# The scenario runs as a job, whose on_exit is lost: brd goes here.
 	on_exit "rmmod brd"
@@ -414,6 +478,11 @@ case_diff_busy_device() {
 	# The scenario runs as a job, whose on_exit is lost: brd goes here.
 	on_exit "rmmod brd"
 	compare_drivers scenario_busy_device 22
+}
+case_diff_killable_waits() {
+	# The scenario runs as a job, whose on_exit is lost: brd goes here.
+	on_exit "rmmod brd"
+	compare_drivers scenario_killable_waits 13
 }
 case_diff_compat() {
 	[ -x "$COMPAT32" ] || fail "$COMPAT32 is missing: make test-vm builds it (gcc-multilib)"
