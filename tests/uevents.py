@@ -5,8 +5,8 @@
     uevents.py DEVNAME -- COMMAND [ARG...]
 
 Prints one line per uevent of DEVNAME (or its partitions): the action and
-the keys that matter for loop devices, in the order they arrived, with
-in the order they arrived. Exits with the command's status.
+the keys that matter for loop devices, in the order they arrived, then the
+command's exit status. Exits with the command's status.
 """
 
 import select
@@ -16,13 +16,15 @@ import sys
 import time
 
 KEYS = ("DISK_MEDIA_CHANGE", "RESIZE", "DEVTYPE", "PARTN")
+# <linux/netlink.h>; not every Python's socket module names it.
+NETLINK_KOBJECT_UEVENT = 15
 
 
 def main():
     dev = sys.argv[1]
     cmd = sys.argv[sys.argv.index("--") + 1:]
     sock = socket.socket(socket.AF_NETLINK, socket.SOCK_DGRAM,
-                         socket.NETLINK_KOBJECT_UEVENT)
+                         NETLINK_KOBJECT_UEVENT)
     sock.bind((0, 1))  # the kernel's multicast group
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 << 20)
     rc = subprocess.call(cmd)
@@ -39,6 +41,7 @@ def main():
         fields = [env.get("ACTION", "?"), name]
         fields += [f"{k}={env[k]}" for k in KEYS if k in env]
         print(" ".join(fields))
+    print(f"status={rc}")
     sys.exit(rc)
 
 
