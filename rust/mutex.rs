@@ -15,6 +15,7 @@
 use crate::helpers_ffi;
 use core::{
     cell::UnsafeCell,
+    marker::PhantomData,
     mem::size_of,
     ops::{Deref, DerefMut},
 };
@@ -68,6 +69,7 @@ impl<T> KillableMutex<T> {
         KillableMutexGuard {
             mutex: self,
             _lock: self.lock.lock(),
+            _data: PhantomData,
         }
     }
 
@@ -83,6 +85,7 @@ impl<T> KillableMutex<T> {
         Ok(KillableMutexGuard {
             mutex: self,
             _lock: guard,
+            _data: PhantomData,
         })
     }
 
@@ -110,6 +113,9 @@ impl<T> KillableMutex<T> {
 pub(crate) struct KillableMutexGuard<'a, T> {
     mutex: &'a KillableMutex<T>,
     _lock: MutexGuard<'a, ()>,
+    /// Shared between tasks, the guard lends `&T` to each: `Sync` only
+    /// for a `T` that is (`KillableMutex<T>` is `Sync` for any `T: Send`).
+    _data: PhantomData<&'a T>,
 }
 
 impl<'a, T> KillableMutexGuard<'a, T> {
