@@ -20,7 +20,9 @@ with_driver() {
 	if [ "$driver" = c ]; then
 		modprobe loop max_loop=8 || { echo "with_driver: modprobe loop failed"; return 90; }
 	else
-		insmod "$RLOOP_KO" || { echo "with_driver: insmod rloop failed"; return 90; }
+		# RLOOP_DIFF_PARAMS: rloop's module parameters for this run.
+		# shellcheck disable=SC2086 # one word per parameter
+		insmod "$RLOOP_KO" ${RLOOP_DIFF_PARAMS:-} || { echo "with_driver: insmod rloop failed"; return 90; }
 	fi
 	settle
 	# As a job, so that `set -e` holds inside the scenario: a failing step
@@ -400,6 +402,82 @@ scenario_random() {
 }
 
 
+# acked_intact PATTERN COPY BYTES: whether the first BYTES of COPY are
+# those of PATTERN; if not, how many 4 KiB blocks differ, and where.
+acked_intact() {
+	python3 - "$@" <<-'EOF'
+	import sys
+	n = int(sys.argv[3])
+	bad = []
+	with open(sys.argv[1], "rb") as a, open(sys.argv[2], "rb") as b:
+	    for off in range(0, n, 4096):
+	        want = a.read(min(4096, n - off))
+	        if b.read(len(want)) != want:
+	            bad.append(off)
+	if bad:
+	    print(f"{len(bad) * 4} KiB lost, from byte {bad[0]} to {bad[-1] + 4096}")
+	else:
+	    print("intact")
+	EOF
+}
+
+# Writes into a sparse backing file whose file system fills up meanwhile
+# (ext4 and xfs on brd, tmpfs with size=), in buffered and direct mode:
+# dd writes until ENOSPC, and every byte it was told was written must read
+# back from the device and, after detach and drop_caches, from the file.
+# loop.c acknowledges a write its backing file took only in part, and
+# loses the rest (an "acknowledged" line, which the comparison leaves
+# out); rloop retries the rest, so that the write fails.
+SHORT_WRITE_FREE_MIB=16
+scenario_short_writes() {
+	[ -b /dev/ram0 ] || fail "/dev/ram0 missing"
+	pause_udev
+	mk_tmpfs
+	local pat=$TMPFS/pattern copy=$TMPFS/copy mnt=$RLOOP_CASE_DIR/small fs mode dev out
+	local written err avail
+	head -c $(((SHORT_WRITE_FREE_MIB + 8) << 20)) /dev/urandom >"$pat"
+	mkdir -p "$mnt"
+	for fs in ext4 xfs tmpfs; do
+		# A file system with SHORT_WRITE_FREE_MIB of room.
+		case $fs in
+		ext4)
+			mkfs.ext4 -q -F /dev/ram0 $((SHORT_WRITE_FREE_MIB + 8))M
+			mount /dev/ram0 "$mnt"
+			;;
+		xfs)
+			# mkfs.xfs makes nothing below 300 MiB: the rest is taken.
+			mkfs.xfs -q -f /dev/ram0
+			mount /dev/ram0 "$mnt"
+			avail=$(df -B1 --output=avail "$mnt" | tail -n1)
+			fallocate -l $((avail - (SHORT_WRITE_FREE_MIB << 20))) "$mnt/filler"
+			;;
+		tmpfs) mount -t tmpfs -o size=${SHORT_WRITE_FREE_MIB}M tmpfs "$mnt" ;;
+		esac
+		for mode in off on; do
+			truncate -s $(((SHORT_WRITE_FREE_MIB + 8) << 20)) "$mnt/img"
+			dev=$(losetup -f --show --direct-io=$mode "$mnt/img")
+			t "$fs dio=$mode" "dio $(cat "/sys/block/${dev#/dev/}/loop/dio")"
+			out=$(dd if="$pat" of="$dev" bs=1M oflag=direct conv=fsync 2>&1) || true
+			written=$(sed -n 's/^\([0-9]*\) bytes.*/\1/p' <<<"$out")
+			err=$(sed -n 's/^dd: .*: //p' <<<"$out" | head -n1)
+			t "$fs dio=$mode dd" "${err:-no error}"
+			dd if="$dev" of="$copy" bs=1M iflag=direct status=none
+			local on_dev on_file
+			on_dev=$(acked_intact "$pat" "$copy" "$written")
+			losetup -d "$dev"
+			settle
+			sync
+			echo 3 >/proc/sys/vm/drop_caches
+			on_file=$(acked_intact "$pat" "$mnt/img" "$written")
+			t "acknowledged $fs dio=$mode" "$written bytes, device: $on_dev, file: $on_file"
+			rm "$mnt/img" "$copy"
+			sync
+		done
+		umount "$mnt"
+	done
+	resume_udev
+}
+
 case_diff_ioctls() { compare_drivers scenario_ioctls_normalized 45; }
 case_diff_sysfs_and_losetup() { compare_drivers scenario_sysfs_and_losetup 60; }
 case_diff_uevents() { compare_drivers scenario_uevents 4; }
@@ -414,6 +492,35 @@ case_diff_busy_device() {
 	# The scenario runs as a job, whose on_exit is lost: brd goes here.
 	on_exit "rmmod brd"
 	compare_drivers scenario_busy_device 22
+}
+case_diff_short_writes() {
+	modprobe brd rd_nr=1 rd_size=$((320 * 1024)) || fail "modprobe brd"
+	on_exit "rmmod brd"
+	compare_drivers scenario_short_writes 18
+	local out=$RLOOP_CASE_DIR/scenario_short_writes
+	cp "$out.rust" "$out.rust-nowait0"
+	# nowait=1: direct writes try the NOWAIT fast path first.
+	RLOOP_DIFF_PARAMS=nowait=1 with_driver rust scenario_short_writes >"$out.rust-nowait1" 2>&1 ||
+		{ tail -n 20 "$out.rust-nowait1"; fail "scenario_short_writes failed under rloop nowait=1"; }
+	grep -vEf <(grep -v '^#' "$RLOOP_ROOT/tests/diff-allowlist.txt" | cut -f1 | grep .) \
+		"$out.rust-nowait1" | diff "$out.c.cmp" - ||
+		fail "scenario_short_writes: rloop nowait=1 differs from loop.c (C < > rloop)"
+	echo "what the writer was told was written, and what of it reads back:"
+	local c r0 r1 r lost=0 runs=0
+	while IFS=$'\t' read -r c r0 r1; do
+		printf '  loop.c:         %s\n  rloop:          %s\n  rloop nowait=1: %s\n' \
+			"$c" "${r0#acknowledged * dio=*: }" "${r1#acknowledged * dio=*: }"
+		for r in "$r0" "$r1"; do
+			runs=$((runs + 1))
+			[[ $r == *"device: intact, file: intact" ]] || lost=$((lost + 1))
+		done
+	done < <(paste <(grep '^acknowledged ' "$out.c") <(grep '^acknowledged ' "$out.rust-nowait0") \
+		<(grep '^acknowledged ' "$out.rust-nowait1"))
+	assert_eq 12 "$runs" "rloop runs (3 file systems, 2 modes, nowait 0 and 1)"
+	# The file systems did fill up mid-write: each dd ended with ENOSPC.
+	assert_eq 0 "$(grep ' dd: ' "$out.rust-nowait0" "$out.rust-nowait1" | grep -vc 'No space left on device')" \
+		"dd runs that did not end with ENOSPC"
+	assert_eq 0 "$lost" "rloop runs that lost acknowledged writes"
 }
 case_diff_compat() {
 	[ -x "$COMPAT32" ] || fail "$COMPAT32 is missing: make test-vm builds it (gcc-multilib)"
