@@ -6,7 +6,7 @@
 //! kernel crate's error codes, for which host `cargo test` (tests/host)
 //! has a stand-in; both compile this file unchanged.
 
-use crate::kernel_defs::{eopnotsupp, Error, EAGAIN, EIO};
+use crate::kernel_defs::{eopnotsupp, Error, EAGAIN, EIO, SECTOR_SHIFT};
 
 /// `MAX_ERRNO`: results from -1 to `-MAX_ERRNO` are errnos.
 const MAX_ERRNO: i32 = 4095;
@@ -16,7 +16,8 @@ const MAX_ERRNO: i32 = 4095;
 pub(crate) enum Completion {
     /// End the request, successfully or with this error.
     Done(Result<(), Error>),
-    /// A short read: account this many bytes and requeue the rest.
+    /// A short read or write: account this many bytes and requeue the
+    /// rest.
     RetryRest(u32),
     /// A read that got no data at all: zero the buffers, end with EIO.
     ZeroFillAndFail,
@@ -39,29 +40,42 @@ pub(crate) fn io_result(ret: isize) -> Result<usize, Error> {
 }
 
 /// `lo_complete_rq`: `ret` is the bytes transferred or the error, `bytes`
-/// the request's size. A short write counts as success, as in loop.c.
+/// the request's size.
+///
+/// Unlike loop.c, a short write is never reported as success: the file
+/// took only part of it (a file system filling up), and the rest would be
+/// lost. The rest is retried, which makes progress or returns the real
+/// error; a write that took nothing, or less than a sector, fails.
 pub(crate) fn completion(is_read: bool, ret: Result<usize, Error>, bytes: u32) -> Completion {
     let done = match ret {
         Ok(done) => done,
         Err(e) => return Completion::Done(Err(e)),
     };
-    if done as u64 == u64::from(bytes) || !is_read {
+    if done as u64 >= u64::from(bytes) {
         return Completion::Done(Ok(()));
     }
-    if done > 0 {
-        // `done` < `bytes` here, so it fits.
-        Completion::RetryRest(done as u32)
-    } else {
-        Completion::ZeroFillAndFail
+    // `done` < `bytes` here, so it fits.
+    let done = done as u32;
+    if is_read {
+        return match done {
+            0 => Completion::ZeroFillAndFail,
+            _ => Completion::RetryRest(done),
+        };
+    }
+    // The rest must start on a sector: the request's position is one.
+    // Writing the bytes of a partial sector again is harmless.
+    match done >> SECTOR_SHIFT << SECTOR_SHIFT {
+        0 => Completion::Done(Err(EIO)),
+        whole => Completion::RetryRest(whole),
     }
 }
 
 /// [`completion`] for an I/O submitted with `IOCB_NOWAIT`. `EAGAIN`
 /// means it would have blocked, possibly after doing part of the work. A
-/// short write, which loop.c would report as success, is redone too: under
-/// NOWAIT it more likely means "stopped before blocking" than anything a
-/// blocking write would return, and writing the same data twice is
-/// harmless while the request is not ended.
+/// short write is redone whole, allowed to block: under NOWAIT it more
+/// likely means "stopped before blocking" than anything a blocking write
+/// would return, and writing the same data twice is harmless while the
+/// request is not ended.
 pub(crate) fn nowait_completion(
     is_read: bool,
     ret: Result<usize, Error>,

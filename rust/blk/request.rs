@@ -220,7 +220,7 @@ impl<T: Operations> Request<T> {
 
     /// Accounts `done` bytes as transferred and puts the rest of the
     /// request back on the queue (`blk_update_request()` and
-    /// `blk_mq_requeue_request()`), as loop does for a short read.
+    /// `blk_mq_requeue_request()`), for a short read (as loop.c) or write.
     pub(crate) fn requeue_rest(self, done: u32) {
         let rq = self.into_raw();
         // SAFETY: We owned the started request (type invariant), and give

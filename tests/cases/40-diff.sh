@@ -20,7 +20,9 @@ with_driver() {
 	if [ "$driver" = c ]; then
 		modprobe loop max_loop=8 || { echo "with_driver: modprobe loop failed"; return 90; }
 	else
-		insmod "$RLOOP_KO" || { echo "with_driver: insmod rloop failed"; return 90; }
+		# RLOOP_DIFF_PARAMS: rloop's module parameters for this run.
+		# shellcheck disable=SC2086 # one word per parameter
+		insmod "$RLOOP_KO" ${RLOOP_DIFF_PARAMS:-} || { echo "with_driver: insmod rloop failed"; return 90; }
 	fi
 	settle
 	# As a job, so that `set -e` holds inside the scenario: a failing step
@@ -462,6 +464,91 @@ scenario_random() {
 }
 
 
+# acked_intact PATTERN FILE BYTES: whether the first BYTES of FILE (read
+# with O_DIRECT if it is a device) are those of PATTERN; if not, how many
+# 4 KiB blocks differ, and where.
+acked_intact() {
+	local flag=
+	[ ! -b "$2" ] || flag=iflag=direct
+	if cmp -s -n "$3" "$1" <(dd if="$2" bs=1M $flag status=none); then
+		echo intact
+		return
+	fi
+	dd if="$2" of="$TMPFS/copy" bs=1M $flag status=none
+	python3 - "$1" "$TMPFS/copy" "$3" <<-'EOF'
+	import sys
+	n = int(sys.argv[3])
+	with open(sys.argv[1], "rb") as a, open(sys.argv[2], "rb") as b:
+	    want, got = a.read(n), b.read(n)
+	bad = [o for o in range(0, n, 4096) if want[o:o + 4096] != got[o:o + 4096]]
+	print(f"{len(bad) * 4} KiB lost, from byte {bad[0]} to {bad[-1] + 4096}")
+	EOF
+	rm "$TMPFS/copy"
+}
+
+# Writes into a sparse backing file whose file system fills up meanwhile
+# (ext4 and xfs on brd, tmpfs with size=), in buffered and direct mode:
+# dd writes until ENOSPC, and every byte it was told was written must read
+# back from the device and, after detach and drop_caches, from the file.
+# loop.c acknowledges a write its backing file took only in part, and
+# loses the rest (an "acknowledged" line, which the comparison leaves
+# out); rloop retries the rest, so that the write fails.
+# SHORT_WRITE_MODES: the dio modes to run.
+SHORT_WRITE_FREE_MIB=4
+SHORT_WRITE_MODES="off on"
+scenario_short_writes() {
+	[ -b /dev/ram0 ] || fail "/dev/ram0 missing"
+	pause_udev
+	mk_tmpfs
+	local pat=$TMPFS/pattern mnt=$RLOOP_CASE_DIR/small size fs mode dev out written err
+	local on_dev on_file
+	size=$(((SHORT_WRITE_FREE_MIB + 4) << 20))
+	head -c "$size" /dev/urandom >"$pat"
+	mkdir -p "$mnt"
+	for fs in ext4 xfs tmpfs; do
+		# A file system with about SHORT_WRITE_FREE_MIB of room.
+		case $fs in
+		ext4)
+			mkfs.ext4 -q -F /dev/ram0 $((SHORT_WRITE_FREE_MIB + 2))M
+			mount /dev/ram0 "$mnt"
+			;;
+		xfs)
+			# mkfs.xfs makes nothing below 300 MiB: the rest is taken.
+			mkfs.xfs -q -f /dev/ram0
+			mount /dev/ram0 "$mnt"
+			fallocate -l $(($(df -B1 --output=avail "$mnt" | tail -n1) -
+				(SHORT_WRITE_FREE_MIB << 20) - (128 << 10))) "$mnt/filler"
+			;;
+		tmpfs) mount -t tmpfs -o size=$((SHORT_WRITE_FREE_MIB * 1024 + 128))k tmpfs "$mnt" ;;
+		esac
+		for mode in $SHORT_WRITE_MODES; do
+			truncate -s "$size" "$mnt/img"
+			dev=$(losetup -f --show --direct-io="$mode" "$mnt/img")
+			t "$fs dio=$mode" "dio $(cat "/sys/block/${dev#/dev/}/loop/dio")"
+			# One request per write (64 pages): a request the file takes
+			# in part is a write dd is told about. The room is no multiple
+			# of it, so that the file system fills up inside one.
+			out=$(dd if="$pat" of="$dev" bs=256k oflag=direct conv=fsync 2>&1) || true
+			written=$(sed -n 's/^\([0-9]*\) bytes.*/\1/p' <<<"$out")
+			err=$(sed -n 's/^dd: .*: //p' <<<"$out" | head -n1)
+			t "$fs dio=$mode dd" "${err:-no error}"
+			on_dev=$(acked_intact "$pat" "$dev" "$written")
+			losetup -d "$dev"
+			sync
+			echo 3 >/proc/sys/vm/drop_caches
+			on_file=$(acked_intact "$pat" "$mnt/img" "$written")
+			t "acknowledged $fs dio=$mode" "$written bytes, device: $on_dev, file: $on_file"
+			# Progress in the kernel log, should the case time out.
+			echo "rloop-test: $fs dio=$mode: $written bytes acknowledged, device: $on_dev," \
+				"file: $on_file" >/dev/kmsg
+			rm "$mnt/img"
+			sync
+		done
+		umount "$mnt"
+	done
+	resume_udev
+}
+
 case_diff_ioctls() { compare_drivers scenario_ioctls_normalized 45; }
 case_diff_sysfs_and_losetup() { compare_drivers scenario_sysfs_and_losetup 60; }
 case_diff_uevents() { compare_drivers scenario_uevents 4; }
@@ -488,6 +575,38 @@ case_diff_killable_waits() {
 	# The scenario runs as a job, whose on_exit is lost: brd goes here.
 	on_exit "rmmod brd"
 	compare_drivers scenario_killable_waits 13
+}
+case_diff_short_writes() {
+	modprobe brd rd_nr=1 rd_size=$((320 * 1024)) || fail "modprobe brd"
+	on_exit "rmmod brd"
+	compare_drivers scenario_short_writes 18
+	local out=$RLOOP_CASE_DIR/scenario_short_writes
+	# nowait=1 changes only direct I/O, which tries the NOWAIT fast path.
+	SHORT_WRITE_MODES=on RLOOP_DIFF_PARAMS=nowait=1 with_driver rust scenario_short_writes \
+		>"$out.rust-nowait" 2>&1 ||
+		{ tail -n 20 "$out.rust-nowait"; fail "scenario_short_writes failed under rloop nowait=1"; }
+	grep -vEf <(grep -v '^#' "$RLOOP_ROOT/tests/diff-allowlist.txt" | cut -f1 | grep .) \
+		"$out.rust-nowait" | diff <(grep 'dio=on' "$out.c.cmp") - ||
+		fail "scenario_short_writes: rloop nowait=1 differs from loop.c (C < > rloop)"
+	echo "what dd was told was written, and what of it reads back:"
+	local what c r
+	while read -r what; do
+		c=$(grep -F "acknowledged $what: " "$out.c")
+		printf '  %s\n    loop.c:         %s\n' "$what" "${c#*: }"
+		r=$(grep -F "acknowledged $what: " "$out.rust")
+		printf '    rloop:          %s\n' "${r#*: }"
+		[[ $r == *"device: intact, file: intact" ]] || fail "rloop lost acknowledged writes ($what)"
+		[[ $what == *dio=on ]] || continue
+		r=$(grep -F "acknowledged $what: " "$out.rust-nowait")
+		printf '    rloop nowait=1: %s\n' "${r#*: }"
+		[[ $r == *"device: intact, file: intact" ]] || fail "rloop nowait=1 lost acknowledged writes ($what)"
+	done < <(sed -n 's/^acknowledged \([^:]*\): .*/\1/p' "$out.c")
+	assert_eq 6 "$(grep -c '^acknowledged ' "$out.rust")" "rloop runs"
+	assert_eq 3 "$(grep -c '^acknowledged ' "$out.rust-nowait")" "rloop nowait=1 runs"
+	# The file systems did fill up mid-write: each dd ended with ENOSPC
+	# (compared with loop.c's above).
+	assert_eq 9 "$(grep -c ' dd: No space left on device$' "$out.rust" "$out.rust-nowait" |
+		awk -F: '{ n += $2 } END { print n }')" "dd runs that ended with ENOSPC"
 }
 case_diff_compat() {
 	[ -x "$COMPAT32" ] || fail "$COMPAT32 is missing: make test-vm builds it (gcc-multilib)"

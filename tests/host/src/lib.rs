@@ -217,12 +217,46 @@ mod completion_tests {
     }
 
     #[test]
-    fn full_transfers_and_short_writes_succeed() {
+    fn full_transfers_succeed() {
         assert_eq!(done(true, 4096, 4096), OK);
         assert_eq!(done(false, 4096, 4096), OK);
-        // loop.c reports a short write as success.
-        assert_eq!(done(false, 512, 4096), OK);
-        assert_eq!(done(false, 0, 4096), OK);
+        // A zero-length request is complete with zero bytes.
+        assert_eq!(done(false, 0, 0), OK);
+    }
+
+    #[test]
+    fn short_writes_retry_the_rest() {
+        // loop.c reports these as success, and the rest is lost.
+        assert_eq!(done(false, 512, 4096), Completion::RetryRest(512));
+        assert_eq!(done(false, 4095, 4096), Completion::RetryRest(3584));
+        assert_eq!(done(false, 8192, 16384), Completion::RetryRest(8192));
+    }
+
+    #[test]
+    fn writes_that_make_no_progress_fail() {
+        // Retrying would write the same nothing again, forever.
+        assert_eq!(done(false, 0, 4096), fail(-5));
+        // Less than a sector: the rest could not start on a sector.
+        assert_eq!(done(false, 511, 4096), fail(-5));
+    }
+
+    #[test]
+    fn short_write_retries_end() {
+        // Each retry of a short write is smaller than the last, so a file
+        // that keeps taking part of it ends the request in a few rounds.
+        let mut left = 4096u32;
+        let mut rounds = 0;
+        loop {
+            rounds += 1;
+            match done(false, isize::try_from(left / 2).unwrap(), left) {
+                Completion::RetryRest(n) => left -= n,
+                end => {
+                    assert_eq!(end, fail(-5));
+                    break;
+                }
+            }
+        }
+        assert_eq!((left, rounds), (512, 4));
     }
 
     #[test]
@@ -237,9 +271,10 @@ mod completion_tests {
     fn nowait_attempts_resubmit_what_would_block() {
         assert_eq!(nowait(true, -11, 4096), Completion::Resubmit);
         assert_eq!(nowait(false, -11, 4096), Completion::Resubmit);
-        // A short write is redone whole, never reported as success.
+        // A short write is redone whole, allowed to block.
         assert_eq!(nowait(false, 512, 4096), Completion::Resubmit);
         assert_eq!(nowait(false, 0, 4096), Completion::Resubmit);
+        assert_eq!(nowait(false, -28, 4096), fail(-28));
         // Everything else as without NOWAIT.
         assert_eq!(nowait(false, 4096, 4096), OK);
         assert_eq!(nowait(true, 4096, 4096), OK);
