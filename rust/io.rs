@@ -293,9 +293,12 @@ fn fallocate(rq: &Request<LoopOps>, file: ARef<File>, mode: Falloc, pos: i64) ->
 
 /// Completes a request handled without a kiocb, with loop.c's rule for
 /// such results: `EOPNOTSUPP` stays, any other error is an I/O error.
+/// Such a request is done whole or not at all: success counts all of its
+/// bytes, which the rule for short writes must not see as none.
 fn finish_sync(rq: Request<LoopOps>, ret: Result) {
+    let bytes = rq.bytes() as usize;
     rq.data()
         .io
-        .set_result(completion::sync_result(ret).map(|()| 0));
+        .set_result(completion::sync_result(ret).map(|()| bytes));
     rq.complete_inline();
 }
