@@ -11,6 +11,8 @@
 #include <linux/loop.h>
 #include <linux/mutex.h>
 #include <linux/pagemap.h>
+#include <linux/percpu.h>
+#include <linux/preempt.h>
 #include <linux/sched.h>
 #include <linux/sched/mm.h>
 #include <linux/sched/task_stack.h>
@@ -340,4 +342,33 @@ void rloop_device_attr_init(struct device_attribute *attr, const char *name,
 	attr->attr.mode = store ? 0644 : 0444;
 	attr->show = show;
 	attr->store = store;
+}
+
+/*
+ * How many sections of rust/cpu_nesting.rs run nested on each CPU. A
+ * per-CPU variable has no Rust form in this kernel; this is the one piece
+ * of data the helpers define.
+ */
+static DEFINE_PER_CPU(unsigned int, rloop_nesting_depth);
+
+/*
+ * Enters a nested section on this CPU, with preemption disabled until
+ * rloop_nesting_exit(), if fewer than @max are running on it. An interrupt
+ * between the read and the increment leaves the count as it found it.
+ */
+bool rloop_nesting_enter(unsigned int max)
+{
+	preempt_disable();
+	if (this_cpu_read(rloop_nesting_depth) >= max) {
+		preempt_enable();
+		return false;
+	}
+	this_cpu_inc(rloop_nesting_depth);
+	return true;
+}
+
+void rloop_nesting_exit(void)
+{
+	this_cpu_dec(rloop_nesting_depth);
+	preempt_enable();
 }

@@ -58,6 +58,9 @@ void rloop_current_bio_list_attach(struct bio_list *bio_list);
 struct blk_plug *rloop_current_plug_detach(void);
 void rloop_current_plug_attach(struct blk_plug *plug);
 
+bool rloop_nesting_enter(unsigned int max);
+void rloop_nesting_exit(void);
+
 bool rloop_llist_add(struct llist_node *node, struct llist_head *head);
 struct llist_node *rloop_llist_del_all(struct llist_head *head);
 bool rloop_llist_empty(const struct llist_head *head);

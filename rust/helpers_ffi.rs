@@ -73,6 +73,9 @@ extern "C" {
     pub(crate) fn rloop_current_plug_detach() -> *mut bindings::blk_plug;
     pub(crate) fn rloop_current_plug_attach(plug: *mut bindings::blk_plug);
 
+    pub(crate) fn rloop_nesting_enter(max: c_uint) -> bool;
+    pub(crate) fn rloop_nesting_exit();
+
     pub(crate) fn rloop_llist_add(
         node: *mut bindings::llist_node,
         head: *mut bindings::llist_head,

@@ -33,7 +33,7 @@ use crate::{
         bvec::BvecTable, impl_request_field, with_plug, Op, Operations, Request, RequestListNode,
         Status,
     },
-    completion,
+    completion, cpu_nesting,
     device::{IoTarget, LoopDevice, LoopOps, PendingList},
     file_io::{BackingFile, Falloc},
     kernel_defs::eopnotsupp,
@@ -45,7 +45,11 @@ use crate::{
 use kernel::{
     fs::File,
     prelude::*,
-    sync::{aref::ARef, Arc, ArcBorrow},
+    sync::{
+        aref::ARef,
+        atomic::{ordering::Relaxed, Atomic},
+        Arc, ArcBorrow,
+    },
 };
 
 /// Per-request data (loop.c's `struct loop_cmd`), reused for every I/O of
@@ -55,6 +59,10 @@ pub(crate) struct LoopCmd {
     node: RequestListNode,
     io: FileIo,
     bvecs: BvecTable,
+    /// The I/O is over and the worker is to end the request: its end was
+    /// too deeply nested where the I/O ended. Touched only by the
+    /// request's owner.
+    completion_deferred: Atomic<bool>,
 }
 
 impl_request_field!(LoopOps, LoopCmd, node: RequestListNode);
@@ -70,6 +78,7 @@ impl Operations for LoopOps {
             node: RequestListNode::new(),
             io: FileIo::new(),
             bvecs: BvecTable::new(),
+            completion_deferred: Atomic::new(false),
         })
     }
 
@@ -96,38 +105,60 @@ impl Operations for LoopOps {
         kick_if_pending(dev.worker(hw_queue));
     }
 
-    /// `lo_complete_rq`.
+    /// `lo_complete_rq`, where the I/O ended, unless that would nest it
+    /// in [`MAX_NESTED_COMPLETIONS`] others: the worker ends it then.
     fn complete(rq: Request<Self>) {
-        let io = &rq.data().io;
-        let is_read = rq.op() == Op::Read;
-        let (ret, bytes) = (io.result(), rq.bytes());
-        let completion = match io.was_nowait() {
-            true => completion::nowait_completion(is_read, ret, bytes),
-            false => completion::completion(is_read, ret, bytes),
-        };
-        match completion {
-            completion::Completion::Resubmit => {
-                // Once on the list, the request may end before the kick.
-                // Holding its queue keeps the device, and the worker: an
-                // `Arc` would not do, as its last drop here, maybe in IRQ,
-                // would stop the worker.
-                let queue = rq.queue_ref();
-                let dev = queue.queue_data();
-                let worker = dev.worker(rq.hw_queue());
-                // A list that held requests was kicked, or will be at the
-                // end of its batch.
-                if worker.data().push(rq) {
-                    worker.kick();
-                }
-            }
-            completion::Completion::Done(Ok(())) => rq.end(Status::OK),
-            completion::Completion::Done(Err(e)) => rq.end(Status::from_errno(e.to_errno())),
-            completion::Completion::RetryRest(done) => rq.requeue_rest(done),
-            completion::Completion::ZeroFillAndFail => {
-                rq.zero_fill();
-                rq.end(Status::ioerr());
-            }
+        if let Err(rq) = cpu_nesting::run_nested(MAX_NESTED_COMPLETIONS, rq, end_request) {
+            rq.data().completion_deferred.store(true, Relaxed);
+            hand_to_worker(rq);
         }
+    }
+}
+
+/// How many request ends may nest on one CPU.
+///
+/// A loop device's request ends where its backing I/O ends, without the
+/// IPI or softirq of `blk_mq_complete_request()`. On a stack of loop
+/// devices, ending the lower request ends the upper one's backing I/O,
+/// and so the upper request: one nesting per level, on one stack, which
+/// could overflow it. Past this many, the end goes to the request's
+/// worker, on a stack of its own. See Documentation/design.rst.
+const MAX_NESTED_COMPLETIONS: u32 = 4;
+
+/// Ends `rq` from its result, or hands it on for more I/O.
+fn end_request(rq: Request<LoopOps>) {
+    let io = &rq.data().io;
+    let is_read = rq.op() == Op::Read;
+    let (ret, bytes) = (io.result(), rq.bytes());
+    let completion = match io.was_nowait() {
+        true => completion::nowait_completion(is_read, ret, bytes),
+        false => completion::completion(is_read, ret, bytes),
+    };
+    match completion {
+        completion::Completion::Resubmit => hand_to_worker(rq),
+        completion::Completion::Done(Ok(())) => rq.end(Status::OK),
+        completion::Completion::Done(Err(e)) => rq.end(Status::from_errno(e.to_errno())),
+        completion::Completion::RetryRest(done) => rq.requeue_rest(done),
+        completion::Completion::ZeroFillAndFail => {
+            rq.zero_fill();
+            rq.end(Status::ioerr());
+        }
+    }
+}
+
+/// Puts `rq` on its hardware queue's list, in any context, for the worker
+/// to submit again or to end.
+fn hand_to_worker(rq: Request<LoopOps>) {
+    // Once on the list, the request may end before the kick. Holding its
+    // queue keeps the device, and the worker: an `Arc` would not do, as its
+    // last drop here, maybe in IRQ, would stop the worker.
+    let queue = rq.queue_ref();
+    let dev = queue.queue_data();
+    let worker = dev.worker(rq.hw_queue());
+    // A list that held requests was kicked, or will be at the end of its
+    // batch.
+    if worker.data().push(rq) {
+        worker.kick();
     }
 }
 
@@ -146,6 +177,11 @@ impl Drain for PendingList {
             // these requests are in flight.
             let mut target = None;
             for rq in self.take_all() {
+                if rq.data().completion_deferred.load(Relaxed) {
+                    rq.data().completion_deferred.store(false, Relaxed);
+                    LoopOps::complete(rq);
+                    continue;
+                }
                 let target = target.get_or_insert_with(|| rq.queue_data().io_target());
                 handle_request(rq, target.as_ref());
             }

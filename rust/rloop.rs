@@ -18,6 +18,7 @@ mod capability;
 mod capacity;
 mod completion;
 mod control;
+mod cpu_nesting;
 mod device;
 mod dio;
 mod file_io;
