@@ -7,7 +7,7 @@
 //! a per-device kthread worker and completed asynchronously.
 //!
 //! Abstractions over C (everything that touches `bindings`): `blk`,
-//! `kthread`, `file_io`, `misc`, `memalloc`, `module_ref`, `mutex`,
+//! `kthread`, `delayed_work`, `file_io`, `misc`, `memalloc`, `module_ref`, `mutex`,
 //! `capability`, `submitter`.
 //! Driver logic, without `unsafe`: `control`, `device`, `io`. Kernel-free
 //! logic, also tested on the host: `capacity`, `completion`, `dio`,
@@ -18,6 +18,7 @@ mod capability;
 mod capacity;
 mod completion;
 mod control;
+mod delayed_work;
 mod device;
 mod dio;
 mod file_io;

@@ -15,7 +15,7 @@ import sys
 
 
 DRIVER = {'rloop', 'control', 'device', 'io'}
-ABSTRACTIONS = {'blk', 'file_io', 'kiocb', 'kthread', 'memalloc', 'misc', 'module_ref',
+ABSTRACTIONS = {'blk', 'delayed_work', 'file_io', 'kiocb', 'kthread', 'memalloc', 'misc', 'module_ref',
                 'module_param', 'mutex', 'capability', 'submitter', 'helpers_ffi'}
 # module: the modules it must not use.
 FORBIDDEN = {name: DRIVER for name in ABSTRACTIONS}
