@@ -368,13 +368,17 @@ void rloop_kthread_worker_set_task(struct kthread_worker *worker,
 	raw_spin_unlock_irq(&worker->lock);
 }
 
-/* Whether work is queued on, or running in, the worker. */
+/*
+ * Whether work is queued on, or running in, the worker. A thread told to
+ * stop right after a work leaves current_work set: only a thread's counts.
+ */
 bool rloop_kthread_worker_has_work(struct kthread_worker *worker)
 {
 	bool busy;
 
 	raw_spin_lock_irq(&worker->lock);
-	busy = !list_empty(&worker->work_list) || worker->current_work;
+	busy = !list_empty(&worker->work_list) ||
+	       (worker->task && worker->current_work);
 	raw_spin_unlock_irq(&worker->lock);
 	return busy;
 }
