@@ -162,10 +162,11 @@ wait_worker_stopped() {
 # queue and with a queue per CPU (its I/O from both vCPUs, on two queues).
 case_io_right_after_worker_stops() {
 	local q cycle cpu
-	mk_tmpfs
 	dd if=/dev/urandom of="$RLOOP_CASE_DIR/pattern" bs=64k count=16 status=none
 	for q in 1 0; do
 		load_rloop nr_hw_queues=$q
+		# Afresh each time: unload_rloop unmounts the case's mounts.
+		mk_tmpfs
 		truncate -s 16M "$TMPFS/f"
 		losetup /dev/loop0 "$TMPFS/f"
 		for cycle in 1 2; do
@@ -192,10 +193,11 @@ case_io_right_after_worker_stops() {
 # pending): no kernel report, no request lost.
 case_detach_while_worker_starts_or_stops() {
 	local i
-	mk_tmpfs
-	truncate -s 16M "$TMPFS/f"
 	for i in 1 2 3 4; do
 		load_rloop
+		# Afresh each time: unload_rloop unmounts the case's mounts.
+		mk_tmpfs
+		truncate -s 16M "$TMPFS/f"
 		losetup /dev/loop0 "$TMPFS/f"
 		dd if=/dev/loop0 of=/dev/null bs=4k count=1 iflag=direct status=none &
 		losetup -d /dev/loop0
@@ -204,6 +206,8 @@ case_detach_while_worker_starts_or_stops() {
 	done
 	for i in 1 2; do
 		load_rloop
+		mk_tmpfs
+		truncate -s 16M "$TMPFS/f"
 		losetup /dev/loop0 "$TMPFS/f"
 		dd if=/dev/loop0 of=/dev/null bs=4k count=8 iflag=direct status=none
 		# Its idle stop pending: unbind and unload at once, or once stopped.
