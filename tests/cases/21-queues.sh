@@ -36,31 +36,43 @@ case_multiple_hw_queues() {
 	truncate -s 64M "$FSDIR/a" "$FSDIR/b"
 	losetup --direct-io=on /dev/loop0 "$FSDIR/a"
 	losetup --direct-io=off /dev/loop1 "$FSDIR/b"
-	# Context switches of each worker of a device: a worker that served
-	# requests slept and woke for them.
+	# Context switches of each worker thread of a device ("NAME PID N"
+	# lines): a worker that served requests slept and woke for them. A
+	# thread runs only while its queue has work, and may stop and start
+	# again around fio: sampled while fio runs, and a thread counts from
+	# its first sample, or from 0 if it started during fio.
 	worker_switches() {
 		local pid
 		for pid in $(pgrep -x "$1(\.[0-9]+)?"); do
-			printf '%s %s\n' "$(cat "/proc/$pid/comm")" \
-				"$(awk '/^voluntary_ctxt_switches/ { print $2 }' "/proc/$pid/status")"
-		done | sort
+			printf '%s %s %s\n' "$(cat "/proc/$pid/comm" 2>/dev/null)" "$pid" \
+				"$(awk '/^voluntary_ctxt_switches/ { print $2 }' "/proc/$pid/status" 2>/dev/null)"
+		done | awk 'NF == 3'
 	}
-	local dev name before after busy
+	local dev name busy fio_pid samples
 	for dev in /dev/loop0 /dev/loop1; do
 		name=${dev##*/}
-		before=$(worker_switches "$name")
+		samples=$RLOOP_CASE_DIR/switches-$name
+		worker_switches "$name" | sed 's/^/before /' >"$samples"
 		# One job per vCPU at a time, so that requests come from both.
 		fio --name=mq --filename="$dev" --ioengine=libaio --direct=1 --iodepth=16 \
 			--numjobs=4 --size="$(by_tier 2M 8M)" --offset_increment=8M --rw=randrw --bs=4k \
 			--cpus_allowed_policy=split --cpus_allowed=0-1 --verify_state_save=0 \
 			--verify=crc32c --verify_fatal=1 --do_verify=1 --group_reporting \
-			--output="$RLOOP_CASE_DIR/fio-$name.txt" || fail "fio verify on $dev"
+			--output="$RLOOP_CASE_DIR/fio-$name.txt" &
+		fio_pid=$!
+		while kill -0 $fio_pid 2>/dev/null; do
+			worker_switches "$name" | sed 's/^/during /' >>"$samples"
+			sleep 0.2
+		done
+		wait $fio_pid || fail "fio verify on $dev"
 		grep -q 'err= 0' "$RLOOP_CASE_DIR/fio-$name.txt" || fail "fio reported errors on $dev"
-		after=$(worker_switches "$name")
-		# A thread started since counts from 0.
-		busy=$(join -a 2 -e 0 -o 0,1.2,2.2 <(echo "$before") <(echo "$after") |
-			awk 'NF == 3 && $3 - $2 >= 20 { n++ } END { print n + 0 }')
-		echo "$name: workers' context switches before: ${before//$'\n'/ }, after: ${after//$'\n'/ }"
+		busy=$(awk '{ k = $2 " " $3 }
+			!(k in first) { first[k] = ($1 == "during") ? 0 : $4; name[k] = $2 }
+			{ last[k] = $4 }
+			END { for (k in last) if (last[k] - first[k] >= 20) b[name[k]] = 1
+			      n = 0; for (x in b) n++; print n }' "$samples")
+		echo "$name: workers' context switches (name pid count, first and last samples):" \
+			"$(sort -u -k2,3 "$samples" | head -n 4 | tr '\n' ' ')"
 		[ "$busy" -ge 2 ] || fail "$name: only $busy worker(s) served requests"
 	done
 	losetup -d /dev/loop0 /dev/loop1
