@@ -87,9 +87,10 @@ pub(crate) struct LoopDevice {
     io: SpinLock<Option<IoTarget>>,
     /// The worker of hardware queue 0, loop.c's only one.
     first_worker: WorkerBox,
-    /// The workers of queues 1 and up, each started when the device first
-    /// has that queue and kept until the device goes: a worker whose queue
-    /// is gone just sleeps.
+    /// The workers of queues 1 and up, each made when the device first
+    /// has that queue and kept until the device goes. A worker has a
+    /// thread only while its queue has work, so one whose queue is gone
+    /// costs no thread.
     more_workers: KVec<SetOnce<WorkerBox>>,
     /// The NOWAIT fast path is enabled (`nowait=1` when created).
     nowait: bool,
@@ -112,7 +113,8 @@ pub(crate) struct LoopDevice {
 
 impl LoopDevice {
     /// A new, unbound device `index` of `set`, with a worker for each of
-    /// its hardware queues.
+    /// its hardware queues. No thread is started: a worker starts its own
+    /// on first use.
     pub(crate) fn new(
         index: u32,
         params: DeviceParams,

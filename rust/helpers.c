@@ -7,6 +7,7 @@
 #include <linux/compat.h>
 #include <linux/device.h>
 #include <linux/fs.h>
+#include <linux/kthread.h>
 #include <linux/llist.h>
 #include <linux/loop.h>
 #include <linux/mutex.h>
@@ -18,6 +19,7 @@
 #include <linux/sched/task_stack.h>
 #include <linux/statfs.h>
 #include <linux/sysfs.h>
+#include <linux/workqueue.h>
 
 #include "helpers.h"
 
@@ -371,4 +373,61 @@ void rloop_nesting_exit(void)
 {
 	this_cpu_dec(rloop_nesting_depth);
 	preempt_enable();
+}
+
+/*
+ * A kthread worker whose thread rust/kthread.rs starts and stops itself
+ * (kthread_worker_fn), as kthread_create_worker() would for one thread.
+ * kthread_init_worker() is a macro, with the lock's lockdep class.
+ */
+void rloop_kthread_worker_init(struct kthread_worker *worker,
+			       unsigned int flags)
+{
+	kthread_init_worker(worker);
+	worker->flags = flags;
+}
+
+/*
+ * Sets or clears (task NULL) the thread that kthread_queue_work() wakes,
+ * under the worker's lock, as kthread_worker_fn() itself does.
+ */
+void rloop_kthread_worker_set_task(struct kthread_worker *worker,
+				   struct task_struct *task)
+{
+	raw_spin_lock_irq(&worker->lock);
+	worker->task = task;
+	raw_spin_unlock_irq(&worker->lock);
+}
+
+/*
+ * Whether work is queued on, or running in, the worker. A thread told to
+ * stop right after a work leaves current_work set: only a thread's counts.
+ */
+bool rloop_kthread_worker_has_work(struct kthread_worker *worker)
+{
+	bool busy;
+
+	raw_spin_lock_irq(&worker->lock);
+	busy = !list_empty(&worker->work_list) ||
+	       (worker->task && worker->current_work);
+	raw_spin_unlock_irq(&worker->lock);
+	return busy;
+}
+
+void rloop_init_delayed_work(struct delayed_work *dwork,
+			     void (*func)(struct work_struct *work))
+{
+	INIT_DELAYED_WORK(dwork, func);
+}
+
+bool rloop_mod_delayed_work(struct workqueue_struct *wq,
+			    struct delayed_work *dwork, unsigned long delay)
+{
+	return mod_delayed_work(wq, dwork, delay);
+}
+
+bool rloop_queue_delayed_work(struct workqueue_struct *wq,
+			      struct delayed_work *dwork, unsigned long delay)
+{
+	return queue_delayed_work(wq, dwork, delay);
 }

@@ -11,15 +11,20 @@
 #include <linux/types.h>
 
 struct bio_list;
+struct delayed_work;
 struct block_device;
 struct device_attribute;
 struct file;
 struct gendisk;
 struct inode;
+struct kthread_worker;
 struct kiocb;
 struct llist_head;
 struct llist_node;
 struct mutex;
+struct task_struct;
+struct work_struct;
+struct workqueue_struct;
 
 unsigned int rloop_memalloc_noio_save(void);
 void rloop_memalloc_noio_restore(unsigned int flags);
@@ -64,6 +69,19 @@ void rloop_nesting_exit(void);
 bool rloop_llist_add(struct llist_node *node, struct llist_head *head);
 struct llist_node *rloop_llist_del_all(struct llist_head *head);
 bool rloop_llist_empty(const struct llist_head *head);
+
+void rloop_kthread_worker_init(struct kthread_worker *worker,
+			       unsigned int flags);
+void rloop_kthread_worker_set_task(struct kthread_worker *worker,
+				   struct task_struct *task);
+bool rloop_kthread_worker_has_work(struct kthread_worker *worker);
+
+void rloop_init_delayed_work(struct delayed_work *dwork,
+			     void (*func)(struct work_struct *work));
+bool rloop_mod_delayed_work(struct workqueue_struct *wq,
+			    struct delayed_work *dwork, unsigned long delay);
+bool rloop_queue_delayed_work(struct workqueue_struct *wq,
+			      struct delayed_work *dwork, unsigned long delay);
 
 void rloop_queue_usage_get(struct request_queue *q);
 void rloop_queue_usage_put(struct request_queue *q);

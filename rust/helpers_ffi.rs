@@ -7,7 +7,7 @@
 
 use kernel::{
     bindings,
-    ffi::{c_char, c_int, c_uint, c_void},
+    ffi::{c_char, c_int, c_uint, c_ulong, c_void},
 };
 
 /// `BLK_OPEN_WRITE`; `helpers.c` checks the value at build time.
@@ -83,6 +83,28 @@ extern "C" {
     pub(crate) fn rloop_llist_del_all(head: *mut bindings::llist_head)
         -> *mut bindings::llist_node;
     pub(crate) fn rloop_llist_empty(head: *const bindings::llist_head) -> bool;
+    pub(crate) fn rloop_kthread_worker_init(worker: *mut bindings::kthread_worker, flags: c_uint);
+    pub(crate) fn rloop_kthread_worker_set_task(
+        worker: *mut bindings::kthread_worker,
+        task: *mut bindings::task_struct,
+    );
+    pub(crate) fn rloop_kthread_worker_has_work(worker: *mut bindings::kthread_worker) -> bool;
+
+    pub(crate) fn rloop_init_delayed_work(
+        dwork: *mut bindings::delayed_work,
+        func: unsafe extern "C" fn(work: *mut bindings::work_struct),
+    );
+    pub(crate) fn rloop_mod_delayed_work(
+        wq: *mut bindings::workqueue_struct,
+        dwork: *mut bindings::delayed_work,
+        delay: c_ulong,
+    ) -> bool;
+    pub(crate) fn rloop_queue_delayed_work(
+        wq: *mut bindings::workqueue_struct,
+        dwork: *mut bindings::delayed_work,
+        delay: c_ulong,
+    ) -> bool;
+
     pub(crate) fn rloop_queue_usage_get(q: *mut bindings::request_queue);
     pub(crate) fn rloop_queue_usage_put(q: *mut bindings::request_queue);
 

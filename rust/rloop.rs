@@ -7,7 +7,7 @@
 //! a per-device kthread worker and completed asynchronously.
 //!
 //! Abstractions over C (everything that touches `bindings`): `blk`,
-//! `kthread`, `file_io`, `misc`, `memalloc`, `module_ref`, `mutex`,
+//! `kthread`, `delayed_work`, `file_io`, `misc`, `memalloc`, `module_ref`, `mutex`,
 //! `capability`, `submitter`.
 //! Driver logic, without `unsafe`: `control`, `device`, `io`. Kernel-free
 //! logic, also tested on the host: `capacity`, `completion`, `dio`,
@@ -19,6 +19,7 @@ mod capacity;
 mod completion;
 mod control;
 mod cpu_nesting;
+mod delayed_work;
 mod device;
 mod dio;
 mod file_io;

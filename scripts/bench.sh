@@ -15,6 +15,8 @@
 #   BENCH_PROFILE   1 (default): perf profiles of rloop and loop.c on brd
 #   BENCH_OPENCLOSE open/close cycles of an unbound device per run and
 #                   driver (default 5000, as blktests loop/003; 0: none)
+#   BENCH_IDLECOST  devices for the idle-cost probe (threads and memory per
+#                   device, tests/idlecost.sh; default 64; 0: none)
 #   BENCH_CPUS, BENCH_MEMORY   the VM (default 4 vCPUs, 4G)
 #   BENCH_CLOCKSOURCE  the guest's clocksource (default tsc; "" leaves the
 #                   kernel's choice, hpet under TCG, whose reads QEMU
@@ -86,7 +88,7 @@ main() {
 	# The guest does not inherit this environment: pass the settings on.
 	guest_env=()
 	for v in BENCH_RUNTIME BENCH_RAMP BENCH_RUNS BENCH_BACKINGS BENCH_TARGETS BENCH_WORKLOADS \
-		BENCH_PROFILE BENCH_SIZE_MIB BENCH_PC_MIB BENCH_ENGINE BENCH_OPENCLOSE; do
+		BENCH_PROFILE BENCH_SIZE_MIB BENCH_PC_MIB BENCH_ENGINE BENCH_OPENCLOSE BENCH_IDLECOST; do
 		[ -z "${!v+set}" ] || guest_env+=("$v=${!v}")
 	done
 	progress "results in $out"

@@ -31,7 +31,7 @@ failed=()
 # the other wrappers of one C concept each (README, "Layout"). Every other
 # file of rust/ is driver logic or kernel-free logic, and must hold none (no
 # unsafe block, fn, impl or trait): a new file is checked by default.
-ABSTRACTIONS=(rust/blk.rs rust/file_io.rs rust/kiocb.rs rust/kthread.rs rust/memalloc.rs rust/misc.rs
+ABSTRACTIONS=(rust/blk.rs rust/delayed_work.rs rust/file_io.rs rust/kiocb.rs rust/kthread.rs rust/memalloc.rs rust/misc.rs
 	rust/module_ref.rs rust/module_param.rs rust/mutex.rs rust/capability.rs rust/submitter.rs
 	rust/cpu_nesting.rs
 	rust/helpers_ffi.rs)

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The worker threads of a device, one per hardware queue.
+//! The workers of a device, one per hardware queue. Each has a thread
+//! only while its queue has work (see `kthread::DrainWorker`).
 
 use super::{LoopDevice, LoopOps};
 use crate::{
@@ -71,7 +72,7 @@ pub(super) fn new_worker(index: u32, queue: u32) -> Result<WorkerBox> {
         0 => kernel::str::CString::try_from_fmt(fmt!("loop{index}"))?,
         _ => kernel::str::CString::try_from_fmt(fmt!("loop{index}.{queue}"))?,
     };
-    KBox::try_pin_init(DrainWorker::new(&name, PendingList::new()), GFP_KERNEL)
+    KBox::try_pin_init(DrainWorker::new(name, PendingList::new()), GFP_KERNEL)
 }
 
 /// Starts the workers that the first `nr` hardware queues of device

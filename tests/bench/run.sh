@@ -22,6 +22,9 @@
 #   openclose.csv   one line per (driver, run): open/close cycles of an
 #                   unbound /dev/loop0 (blktests loop/003), their rate, and
 #                   the flushes, diskseq steps and uevents they caused
+#   idlecost.csv    one line per driver: its kernel threads with
+#                   BENCH_IDLECOST unbound devices, during I/O and once
+#                   idle, and its memory per device (tests/idlecost.sh)
 #   profile-*.txt   perf profiles (BENCH_PROFILE=1)
 #   log.txt         what happened, with times
 #
@@ -39,6 +42,7 @@
 #   BENCH_ENGINE    fio engine (default: io_uring if it works, else libaio)
 #   BENCH_OPENCLOSE open/close cycles of an unbound device per run and
 #                   driver (default 5000, as loop/003; 0: none)
+#   BENCH_IDLECOST  devices for the idle-cost probe (default 64; 0: none)
 #   RLOOP_KO        the rloop.ko to insmod (default OUTDIR/rloop.ko)
 set -euo pipefail
 
@@ -54,6 +58,7 @@ target_re=${BENCH_TARGETS:-.}
 workload_re=${BENCH_WORKLOADS:-.}
 profile=${BENCH_PROFILE:-0}
 openclose=${BENCH_OPENCLOSE:-5000}
+idlecost=${BENCH_IDLECOST:-64}
 tests=$(cd "$(dirname "$0")/.." && pwd)
 ko=${RLOOP_KO:-$out/rloop.ko}
 
@@ -166,6 +171,7 @@ hz=$(getconf CLK_TCK)
 	echo "backings=$backings"
 	echo "targets=${sel_targets[*]}"
 	echo "openclose_cycles=$openclose"
+	echo "idlecost_devices=$idlecost"
 	echo "workloads=$(for w in "${sel_workloads[@]}"; do printf '%s ' "${w%% *}"; done)"
 	echo "rloop_ko=$(modinfo -F vermagic "$ko") srcversion=$(modinfo -F srcversion "$ko")"
 	echo "qemu_accel=$(grep -qw hypervisor /proc/cpuinfo && echo guest)"
@@ -376,6 +382,21 @@ if [ "$openclose" -gt 0 ]; then
 	echo "driver,run,cycles,rate,flushes,diskseq,uevents" >"$out/openclose.csv"
 	for run in $(seq 1 "$runs"); do
 		openclose_run "$run"
+	done
+fi
+
+# Idle cost (issue 17, target 5): each driver alone, once; its line of
+# key=value (tests/idlecost.sh) becomes a line of idlecost.csv.
+if [ "$idlecost" -gt 0 ]; then
+	echo "driver,devices,threads_unbound,threads_busy,threads_idle,unbound_kib,bound_kib,stack_kib" \
+		>"$out/idlecost.csv"
+	for d in loop rloop; do
+		if res=$(RLOOP_KO=$ko "$tests/idlecost.sh" "$d" "$idlecost" 2>>"$out/log.txt"); then
+			sed -e 's/[a-z_]*=//g' -e 's/ /,/g' <<<"$res" >>"$out/idlecost.csv"
+			log "idle cost: $res"
+		else
+			log "idle cost of $d failed"
+		fi
 	done
 fi
 

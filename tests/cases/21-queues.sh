@@ -9,8 +9,9 @@
 # shellcheck disable=SC2034 # read by tests/run.sh
 RLOOP_ANY_KERNEL="case_multiple_hw_queues case_nowait_fast_path"
 
-# nr_hw_queues: one worker thread per hardware queue, requests from four
-# CPUs spread over them, data verified, and a detach that waits for all.
+# nr_hw_queues: one worker per hardware queue, whose thread starts at the
+# first request (none before), requests from four CPUs spread over them,
+# data verified, and a detach that waits for all.
 case_multiple_hw_queues() {
 	if insmod "$RLOOP_KO" nr_hw_queues=17 2>/dev/null; then
 		rmmod rloop
@@ -19,46 +20,59 @@ case_multiple_hw_queues() {
 	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
 	load_rloop max_loop=2 nr_hw_queues=4
 	# blk-mq allows no more queues than CPUs, and rloop no more workers.
-	local n q expected_queues="" expected_workers=loop0
+	local n q expected_queues=""
 	n=$(nproc)
 	[ "$n" -le 4 ] || n=4
 	[ "$n" -ge 2 ] || fail "the VM needs 2 CPUs for this case"
 	for ((q = 0; q < n; q++)); do
 		expected_queues+=" $q"
-		[ $q -eq 0 ] || expected_workers+=" loop0.$q"
 	done
 	# shellcheck disable=SC2012 # sysfs names: plain numbers
 	assert_eq "${expected_queues# }" "$(ls /sys/block/loop0/mq | sort -n | tr '\n' ' ' | sed 's/ $//')" "hardware queues"
 	# shellcheck disable=SC2009 # names only, one a line, as the expected list has them
-	assert_eq "$expected_workers" \
-		"$(ps -eo comm | grep -E '^loop0(\.[0-9]+)?$' | sort | tr '\n' ' ' | sed 's/ $//')" "worker threads"
+	assert_eq "" \
+		"$(ps -eo comm | grep -E '^loop0(\.[0-9]+)?$' | sort | tr '\n' ' ' | sed 's/ $//')" "worker threads before any I/O"
 	mk_fs_on_brd xfs
 	truncate -s 64M "$FSDIR/a" "$FSDIR/b"
 	losetup --direct-io=on /dev/loop0 "$FSDIR/a"
 	losetup --direct-io=off /dev/loop1 "$FSDIR/b"
-	# Context switches of each worker of a device: a worker that served
-	# requests slept and woke for them.
+	# Context switches of each worker thread of a device ("NAME PID N"
+	# lines): a worker that served requests slept and woke for them. A
+	# thread runs only while its queue has work, and may stop and start
+	# again around fio: sampled while fio runs, and a thread counts from
+	# its first sample, or from 0 if it started during fio.
 	worker_switches() {
 		local pid
 		for pid in $(pgrep -x "$1(\.[0-9]+)?"); do
-			printf '%s %s\n' "$(cat "/proc/$pid/comm")" \
-				"$(awk '/^voluntary_ctxt_switches/ { print $2 }' "/proc/$pid/status")"
-		done | sort
+			printf '%s %s %s\n' "$(cat "/proc/$pid/comm" 2>/dev/null)" "$pid" \
+				"$(awk '/^voluntary_ctxt_switches/ { print $2 }' "/proc/$pid/status" 2>/dev/null)"
+		done | awk 'NF == 3'
 	}
-	local dev name before after busy
+	local dev name busy fio_pid samples
 	for dev in /dev/loop0 /dev/loop1; do
 		name=${dev##*/}
-		before=$(worker_switches "$name")
+		samples=$RLOOP_CASE_DIR/switches-$name
+		worker_switches "$name" | sed 's/^/before /' >"$samples"
 		# One job per vCPU at a time, so that requests come from both.
 		fio --name=mq --filename="$dev" --ioengine=libaio --direct=1 --iodepth=16 \
 			--numjobs=4 --size="$(by_tier 2M 8M)" --offset_increment=8M --rw=randrw --bs=4k \
 			--cpus_allowed_policy=split --cpus_allowed=0-1 --verify_state_save=0 \
 			--verify=crc32c --verify_fatal=1 --do_verify=1 --group_reporting \
-			--output="$RLOOP_CASE_DIR/fio-$name.txt" || fail "fio verify on $dev"
+			--output="$RLOOP_CASE_DIR/fio-$name.txt" &
+		fio_pid=$!
+		while kill -0 $fio_pid 2>/dev/null; do
+			worker_switches "$name" | sed 's/^/during /' >>"$samples"
+			sleep 0.2
+		done
+		wait $fio_pid || fail "fio verify on $dev"
 		grep -q 'err= 0' "$RLOOP_CASE_DIR/fio-$name.txt" || fail "fio reported errors on $dev"
-		after=$(worker_switches "$name")
-		busy=$(join <(echo "$before") <(echo "$after") | awk '$3 - $2 >= 20 { n++ } END { print n + 0 }')
-		echo "$name: workers' context switches before: ${before//$'\n'/ }, after: ${after//$'\n'/ }"
+		busy=$(awk '{ k = $2 " " $3 }
+			!(k in first) { first[k] = ($1 == "during") ? 0 : $4; name[k] = $2 }
+			{ last[k] = $4 }
+			END { for (k in last) if (last[k] - first[k] >= 20) b[name[k]] = 1
+			      n = 0; for (x in b) n++; print n }' "$samples")
+		echo "$name: workers' context switches (name pid count, first and last samples):" \
+			"$(sort -u -k2,3 "$samples" | head -n 4 | tr '\n' ' ')"
 		[ "$busy" -ge 2 ] || fail "$name: only $busy worker(s) served requests"
 	done
 	losetup -d /dev/loop0 /dev/loop1
@@ -83,6 +97,14 @@ case_hw_queues_per_device() {
 	queues() { ls "/sys/block/$1/mq" | wc -l; }
 	# shellcheck disable=SC2009 # names only, one a line, as the expected list has them
 	workers() { ps -eo comm | grep -E "^$1(\.[0-9]+)?\$" | sort | tr '\n' ' ' | sed 's/ $//'; }
+	# Each worker's thread runs only while its queue has work: those
+	# running must be among a device's queues.
+	assert_workers_among() {
+		local w
+		for w in $(workers "$1"); do
+			[[ " $2 " == *" $w "* ]] || fail "$1's worker $w, not among '$2'"
+		done
+	}
 	assert_eq 1 "$(cat $attr)" "nr_hw_queues by default"
 	assert_eq "-rw-r--r--" "$(stat -c %A $attr)" "mode of nr_hw_queues"
 	for bad in 17 4294967296 -1 abc "" "1 2" 0x; do
@@ -113,10 +135,10 @@ case_hw_queues_per_device() {
 	assert_eq "$n" "$(queues loop0)" "loop0's queues after writing 0"
 	local expected=loop0
 	for ((q = 1; q < n; q++)); do expected+=" loop0.$q"; done
-	assert_eq "$expected" "$(workers loop0)" "loop0's workers"
+	assert_workers_among loop0 "$expected"
 	assert_eq 1 "$(cat /sys/block/loop1/loop/nr_hw_queues)" "loop1's nr_hw_queues"
 	assert_eq 1 "$(queues loop1)" "loop1's queues"
-	assert_eq loop1 "$(workers loop1)" "loop1's workers"
+	assert_workers_among loop1 loop1
 	# Data written through one queue layout reads back through another.
 	echo 1 >"$attr"
 	dd if=/dev/urandom of="$RLOOP_CASE_DIR/pattern" bs=1M count=4 status=none
@@ -136,14 +158,29 @@ case_hw_queues_per_device() {
 	unload_rloop
 }
 
-# CPU time of device $1's first worker thread so far, in ns.
+# The thread of device $1's first worker and its CPU time so far, in ns:
+# "PID NS", or "0 0" while it has none (it starts on the first request
+# and stops once idle).
 worker_cpu_ns() {
 	local pid
-	pid=$(pgrep -x "$1")
+	pid=$(pgrep -x "$1") || { echo "0 0"; return; }
 	if [ -r "/proc/$pid/schedstat" ]; then
-		cut -d' ' -f1 "/proc/$pid/schedstat"
+		echo "$pid $(cut -d' ' -f1 "/proc/$pid/schedstat")"
 	else
-		awk -v hz="$(getconf CLK_TCK)" '{ printf "%.0f\n", ($14 + $15) * 1e9 / hz }' "/proc/$pid/stat"
+		echo "$pid $(awk -v hz="$(getconf CLK_TCK)" '{ printf "%.0f\n", ($14 + $15) * 1e9 / hz }' "/proc/$pid/stat")"
+	fi
+}
+
+# worker_cpu_since "PID NS" DEV: the CPU time, in ns, of device DEV's
+# first worker since worker_cpu_ns gave "PID NS"; a thread started since
+# counts from its start.
+worker_cpu_since() {
+	local now
+	now=$(worker_cpu_ns "$2")
+	if [ "${now% *}" = "${1% *}" ]; then
+		echo $((${now#* } - ${1#* }))
+	else
+		echo "${now#* }"
 	fi
 }
 
@@ -165,7 +202,7 @@ case_nowait_fast_path() {
 	losetup --direct-io=on /dev/loop0 "$FSDIR/full"
 	losetup --direct-io=on /dev/loop1 "$FSDIR/sparse"
 	losetup --direct-io=off /dev/loop2 "$FSDIR/sparse"
-	local before after ios=4096 buffered runs="" most=0 run cpu
+	local before ios=4096 buffered runs="" most=0 run cpu
 	# The same reads on the direct device, three times (io_uring one SQE
 	# at a time and in batches of 16, libaio in batches of 16), and on the
 	# buffered one, whose worker does every read. The fast path must spare
@@ -195,15 +232,13 @@ case_nowait_fast_path() {
 			read_job /dev/loop0 $run --ioengine=libaio --iodepth_batch_submit=16 \
 				--iodepth_batch_complete_min=1 --iodepth_batch_complete_max=16 ;;
 		esac
-		after=$(worker_cpu_ns loop0)
-		cpu=$((after - before))
+		cpu=$(worker_cpu_since "$before" loop0)
 		runs+=" $run=$((cpu / 1000))us"
 		[ "$cpu" -le "$most" ] || most=$cpu
 	done
 	before=$(worker_cpu_ns loop2)
 	read_job /dev/loop2 buffered
-	after=$(worker_cpu_ns loop2)
-	buffered=$((after - before))
+	buffered=$(worker_cpu_since "$before" loop2)
 	echo "$ios reads, worker CPU: direct device:$runs; buffered device: $((buffered / 1000))us"
 	[ "$buffered" -ge 1000000 ] || fail "the buffered device's worker did not serve its reads"
 	# CPU time, not speed: a worker that serves the reads spends about what
@@ -219,17 +254,17 @@ case_nowait_fast_path() {
 	fio --name=a --filename=/dev/loop1 --ioengine=io_uring --direct=1 --iodepth=16 \
 		--rw=randwrite --bs=64k --size="$(by_tier 8M 32M)" --verify=crc32c --verify_state_save=0 --verify_fatal=1 \
 		--do_verify=1 --output="$RLOOP_CASE_DIR/fio-alloc.txt" || fail "fio allocating verify"
-	after=$(worker_cpu_ns loop1)
-	echo "loop1, writes into holes: the worker ran $(((after - before) / 1000)) us"
+	cpu=$(worker_cpu_since "$before" loop1)
+	echo "loop1, writes into holes: the worker ran $((cpu / 1000)) us"
 	# A buffered device is served by its worker only.
 	before=$(worker_cpu_ns loop2)
 	fio --name=b --filename=/dev/loop2 --ioengine=io_uring --direct=1 --iodepth=16 \
 		--iodepth_batch_submit=16 --iodepth_batch_complete_min=1 \
 		--rw=randread --bs=4k --number_ios=1024 --size=64M \
 		--output="$RLOOP_CASE_DIR/fio-buffered.txt" || fail "fio buffered"
-	after=$(worker_cpu_ns loop2)
-	echo "loop2 (buffered), 1024 batched reads: the worker ran $(((after - before) / 1000)) us"
-	[ $((after - before)) -ge 1000000 ] || fail "buffered device bypassed its worker"
+	cpu=$(worker_cpu_since "$before" loop2)
+	echo "loop2 (buffered), 1024 batched reads: the worker ran $((cpu / 1000)) us"
+	[ "$cpu" -ge 1000000 ] || fail "buffered device bypassed its worker"
 	losetup -d /dev/loop0 /dev/loop1 /dev/loop2
 	# ext4 on loop3 on a file of an ext4 on loop0 on xfs.
 	truncate -s 256M "$FSDIR/lower.img"
