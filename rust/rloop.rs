@@ -7,7 +7,7 @@
 //! a per-device kthread worker and completed asynchronously.
 //!
 //! Abstractions over C (everything that touches `bindings`): `blk`,
-//! `kthread`, `file_io`, `misc`, `memalloc`, `module_ref`, `mutex`,
+//! `cgroup`, `kthread`, `file_io`, `misc`, `memalloc`, `module_ref`, `mutex`,
 //! `capability`, `submitter`.
 //! Driver logic, without `unsafe`: `control`, `device`, `io`. Kernel-free
 //! logic, also tested on the host: `capacity`, `completion`, `dio`,
@@ -16,6 +16,7 @@
 mod blk;
 mod capability;
 mod capacity;
+mod cgroup;
 mod completion;
 mod control;
 mod cpu_nesting;

@@ -16,7 +16,8 @@ import sys
 
 DRIVER = {'rloop', 'control', 'device', 'io'}
 ABSTRACTIONS = {'blk', 'file_io', 'kiocb', 'kthread', 'memalloc', 'misc', 'module_ref',
-                'module_param', 'mutex', 'capability', 'submitter', 'cpu_nesting', 'helpers_ffi'}
+                'module_param', 'mutex', 'capability', 'submitter', 'cpu_nesting', 'cgroup',
+                'helpers_ffi'}
 # module: the modules it must not use.
 FORBIDDEN = {name: DRIVER for name in ABSTRACTIONS}
 FORBIDDEN['blk'] = DRIVER | {'file_io', 'kiocb'}
