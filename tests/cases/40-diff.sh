@@ -603,24 +603,29 @@ yes_no() { if "$@"; then echo yes; else echo no; fi; }
 # (cmd->blkcg_css, cmd->memcg_css): a backing file on brd (ext4), a child
 # cgroup with io.max on brd, and dd with O_DIRECT on the loop device, so
 # that the only page cache is the backing file's. For each dio mode:
-# whether reads and writes (with a final fsync) go at most twice the limit
-# ("throttled"), whether the cgroup's io.stat holds their bytes on brd, and
-# whether its memory.stat "file" grew by half of a write in another
-# cgroup. The rates and counters themselves, which vary, go to
+# whether reads and direct writes (with a final fsync) go at most twice the
+# limit ("throttled"), whether the cgroup's io.stat holds their bytes on
+# brd, and whether another cgroup's memory.stat "file" grew by half of a
+# write. The rates and counters themselves, which vary, go to
 # $RLOOP_CASE_DIR/cgroup-numbers.
-CG_MIB=8
-CG_LIMIT_KIB=4096
+# Buffered writes are not throttled under either driver here: the backing
+# file's timestamp update attaches its inode to the root cgroup's
+# writeback (the worker's own cgroup), so the fsync's writeback is the
+# root's, and their rate, not far above the threshold in a slow guest, is
+# only printed. The limit is low for the same reason: unthrottled, the
+# debug kernel under TCG moved 1.2 to 2.2 MiB/s with the host busy.
+CG_MIB=1
+CG_LIMIT_KIB=256
 scenario_cgroup() {
 	cg_enable
 	mk_fs_on_brd ext4
 	pause_udev
 	CG_DEV=$(cat /sys/block/ram0/dev)
 	local mode dev rate file0 file1 rbytes wbytes driver=loop.c
-	[ ! -d /sys/module/rloop ] || driver="rloop nowait=$(cat /sys/module/rloop/parameters/nowait)"
+	[ ! -d /sys/module/rloop ] || driver="rloop ${RLOOP_DIFF_PARAMS:-}"
 	local numbers=$RLOOP_CASE_DIR/cgroup-numbers
 	echo "# $driver" >>"$numbers"
-	# Data on brd, and no page cache or inode left of writing it: the
-	# backing file's writeback then belongs to whoever dirties it next.
+	# Data on brd (a hole would be read without I/O), none of it cached.
 	dd if=/dev/zero of="$FSDIR/img" bs=1M count=$((4 * CG_MIB)) conv=fsync status=none
 	for mode in on off; do
 		sync
@@ -634,7 +639,8 @@ scenario_cgroup() {
 		t "dio=$mode read, throttled" "$(yes_no [ "$rate" -lt $((2 * CG_LIMIT_KIB)) ])"
 		rate=$(cg_dd_rate if=/dev/zero of="$dev" seek="$CG_MIB" oflag=direct conv=fsync)
 		echo "dio=$mode write: $rate KiB/s, limit $CG_LIMIT_KIB" >>"$numbers"
-		t "dio=$mode write, throttled" "$(yes_no [ "$rate" -lt $((2 * CG_LIMIT_KIB)) ])"
+		[ $mode = off ] ||
+			t "dio=$mode write, throttled" "$(yes_no [ "$rate" -lt $((2 * CG_LIMIT_KIB)) ])"
 		rbytes=$(cg_stat io.stat rbytes)
 		wbytes=$(cg_stat io.stat wbytes)
 		echo "dio=$mode io.stat: rbytes=$rbytes wbytes=$wbytes" >>"$numbers"
@@ -715,13 +721,13 @@ case_diff_short_writes() {
 		awk -F: '{ n += $2 } END { print n }')" "dd runs that ended with ENOSPC"
 }
 case_diff_cgroup() {
-	modprobe brd rd_nr=1 rd_size=$((512 * 1024)) || fail "modprobe brd"
+	modprobe brd rd_nr=1 rd_size=$((64 * 1024)) || fail "modprobe brd"
 	on_exit "rmmod brd"
 	on_exit "rmdir /sys/fs/cgroup/rloop-test-* 2>/dev/null"
 	local out=$RLOOP_CASE_DIR/scenario_cgroup numbers=$RLOOP_CASE_DIR/cgroup-numbers
 	: >"$numbers"
 	# In a subshell, so that the numbers show whatever happens.
-	(compare_drivers scenario_cgroup 14) || { cat "$numbers"; exit 1; }
+	(compare_drivers scenario_cgroup 11) || { cat "$numbers"; exit 1; }
 	# nowait=1 sends direct I/O through the submitting task first; what
 	# would block goes to the worker, which must charge the same cgroups.
 	RLOOP_DIFF_PARAMS=nowait=1 with_driver rust scenario_cgroup >"$out.rust-nowait" 2>&1 ||
