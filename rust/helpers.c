@@ -3,13 +3,16 @@
  * C helpers of rloop. See helpers.h.
  */
 
+#include <linux/blk-cgroup.h>
 #include <linux/blkdev.h>
+#include <linux/cgroup.h>
 #include <linux/compat.h>
 #include <linux/device.h>
 #include <linux/fs.h>
 #include <linux/kthread.h>
 #include <linux/llist.h>
 #include <linux/loop.h>
+#include <linux/memcontrol.h>
 #include <linux/mutex.h>
 #include <linux/pagemap.h>
 #include <linux/percpu.h>
@@ -328,6 +331,47 @@ void rloop_queue_usage_get(struct request_queue *q)
 void rloop_queue_usage_put(struct request_queue *q)
 {
 	percpu_ref_put(&q->q_usage_counter);
+}
+
+/*
+ * Cgroup charging. Each helper is a no-op, or returns NULL, in a kernel
+ * without the controller it needs, so that Rust needs no cfg for them.
+ */
+struct cgroup_subsys_state *rloop_bio_blkcg_css(struct bio *bio)
+{
+	return bio_blkcg_css(bio);
+}
+
+/* The memory cgroup of @blkcg_css's cgroup, with a reference, or NULL. */
+struct cgroup_subsys_state *
+rloop_memcg_css_get(struct cgroup_subsys_state *blkcg_css)
+{
+#ifdef CONFIG_MEMCG
+	return cgroup_get_e_css(blkcg_css->cgroup, &memory_cgrp_subsys);
+#else
+	return NULL;
+#endif
+}
+
+void rloop_css_put(struct cgroup_subsys_state *css)
+{
+	css_put(css);
+}
+
+void rloop_kthread_associate_blkcg(struct cgroup_subsys_state *css)
+{
+	kthread_associate_blkcg(css);
+}
+
+/* set_active_memcg() of @memcg_css's memcg; returns the previous memcg. */
+struct mem_cgroup *rloop_set_active_memcg_css(struct cgroup_subsys_state *memcg_css)
+{
+	return set_active_memcg(mem_cgroup_from_css(memcg_css));
+}
+
+void rloop_set_active_memcg(struct mem_cgroup *memcg)
+{
+	set_active_memcg(memcg);
 }
 
 void rloop_device_attr_init(struct device_attribute *attr, const char *name,

@@ -10,7 +10,9 @@
 
 #include <linux/types.h>
 
+struct bio;
 struct bio_list;
+struct cgroup_subsys_state;
 struct delayed_work;
 struct block_device;
 struct device_attribute;
@@ -21,6 +23,7 @@ struct kthread_worker;
 struct kiocb;
 struct llist_head;
 struct llist_node;
+struct mem_cgroup;
 struct mutex;
 struct task_struct;
 struct work_struct;
@@ -85,6 +88,14 @@ bool rloop_queue_delayed_work(struct workqueue_struct *wq,
 
 void rloop_queue_usage_get(struct request_queue *q);
 void rloop_queue_usage_put(struct request_queue *q);
+
+struct cgroup_subsys_state *rloop_bio_blkcg_css(struct bio *bio);
+struct cgroup_subsys_state *
+rloop_memcg_css_get(struct cgroup_subsys_state *blkcg_css);
+void rloop_css_put(struct cgroup_subsys_state *css);
+void rloop_kthread_associate_blkcg(struct cgroup_subsys_state *css);
+struct mem_cgroup *rloop_set_active_memcg_css(struct cgroup_subsys_state *memcg_css);
+void rloop_set_active_memcg(struct mem_cgroup *memcg);
 
 /*
  * A device attribute whose show() and store() are Rust functions; without

@@ -108,6 +108,19 @@ extern "C" {
     pub(crate) fn rloop_queue_usage_get(q: *mut bindings::request_queue);
     pub(crate) fn rloop_queue_usage_put(q: *mut bindings::request_queue);
 
+    pub(crate) fn rloop_bio_blkcg_css(
+        bio: *mut bindings::bio,
+    ) -> *mut bindings::cgroup_subsys_state;
+    pub(crate) fn rloop_memcg_css_get(
+        blkcg_css: *mut bindings::cgroup_subsys_state,
+    ) -> *mut bindings::cgroup_subsys_state;
+    pub(crate) fn rloop_css_put(css: *mut bindings::cgroup_subsys_state);
+    pub(crate) fn rloop_kthread_associate_blkcg(css: *mut bindings::cgroup_subsys_state);
+    pub(crate) fn rloop_set_active_memcg_css(
+        memcg_css: *mut bindings::cgroup_subsys_state,
+    ) -> *mut bindings::mem_cgroup;
+    pub(crate) fn rloop_set_active_memcg(memcg: *mut bindings::mem_cgroup);
+
     pub(crate) fn rloop_device_attr_init(
         attr: *mut bindings::device_attribute,
         name: *const c_char,

@@ -33,6 +33,7 @@ use crate::{
         bvec::BvecTable, impl_request_field, with_plug, Op, Operations, Request, RequestListNode,
         Status,
     },
+    cgroup::ChargeScope,
     completion, cpu_nesting,
     device::{IoTarget, LoopDevice, LoopOps, PendingList},
     file_io::{BackingFile, Falloc},
@@ -209,6 +210,10 @@ fn handle_request(rq: Request<LoopOps>, target: Option<&IoTarget>) {
         rq.end(Status::ioerr());
         return;
     };
+    // What the backing file does for it is charged to the submitter's
+    // cgroups, as in loop.c, until the submission returns: a throttled
+    // cgroup stays throttled through the device.
+    let _charge = ChargeScope::enter(&rq);
     let op = rq.op();
     if matches!(op, Op::Write | Op::Discard | Op::WriteZeroes) && target.read_only() {
         finish_sync(rq, Err(EIO));

@@ -7,8 +7,8 @@
 //! a per-device kthread worker and completed asynchronously.
 //!
 //! Abstractions over C (everything that touches `bindings`): `blk`,
-//! `kthread`, `delayed_work`, `file_io`, `misc`, `memalloc`, `module_ref`, `mutex`,
-//! `capability`, `submitter`.
+//! `cgroup`, `cpu_nesting`, `delayed_work`, `file_io`, `kthread`, `misc`,
+//! `memalloc`, `module_ref`, `mutex`, `capability`, `submitter`.
 //! Driver logic, without `unsafe`: `control`, `device`, `io`. Kernel-free
 //! logic, also tested on the host: `capacity`, `completion`, `dio`,
 //! `hw_queues`, `uapi`.
@@ -16,6 +16,7 @@
 mod blk;
 mod capability;
 mod capacity;
+mod cgroup;
 mod completion;
 mod control;
 mod cpu_nesting;

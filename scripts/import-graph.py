@@ -15,8 +15,8 @@ import sys
 
 
 DRIVER = {'rloop', 'control', 'device', 'io'}
-ABSTRACTIONS = {'blk', 'delayed_work', 'file_io', 'kiocb', 'kthread', 'memalloc', 'misc', 'module_ref',
-                'module_param', 'mutex', 'capability', 'submitter', 'cpu_nesting',
+ABSTRACTIONS = {'blk', 'cgroup', 'delayed_work', 'file_io', 'kiocb', 'kthread', 'memalloc', 'misc',
+                'module_ref', 'module_param', 'mutex', 'capability', 'submitter', 'cpu_nesting',
                 'helpers_ffi'}
 # module: the modules it must not use.
 FORBIDDEN = {name: DRIVER for name in ABSTRACTIONS}

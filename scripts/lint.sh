@@ -33,7 +33,7 @@ failed=()
 # unsafe block, fn, impl or trait): a new file is checked by default.
 ABSTRACTIONS=(rust/blk.rs rust/delayed_work.rs rust/file_io.rs rust/kiocb.rs rust/kthread.rs rust/memalloc.rs rust/misc.rs
 	rust/module_ref.rs rust/module_param.rs rust/mutex.rs rust/capability.rs rust/submitter.rs
-	rust/cpu_nesting.rs
+	rust/cpu_nesting.rs rust/cgroup.rs
 	rust/helpers_ffi.rs)
 DRIVER_LOGIC=()
 while IFS= read -r f; do
