@@ -85,7 +85,12 @@ for ((i = 0; i < shards; i++)); do
 		ko=$release_src/rloop.ko
 	fi
 	(
+		# The stack tracer, on from boot for the two functions where a
+		# stack of devices nests (22-io/sixteen_stacked_dio_devices):
+		# turning ftrace on later patches live code, which under TCG
+		# has crashed the guest on a stale int3.
 		RLOOP_TEST_KO=$ko "$RLOOP_ROOT/scripts/vm.sh" "${kernel[@]}" \
+			--append "stacktrace stacktrace_filter=blk_update_request,submit_bio_noacct" \
 			--dmesg "$results/dmesg-check-vm$i.txt" -- \
 			"$RLOOP_ROOT/tests/run.sh" -q "$queue" -s "vm$i" "${runner[@]}" \
 			2>&1 </dev/null | sed -u "s/^/[vm$i] /"
