@@ -153,13 +153,15 @@ impl Drop for WorkerThread {
     fn drop(&mut self) {
         // SAFETY: By the type invariant, `task` is a live kthread running
         // `kthread_worker_fn()`, which returns when told to stop (after the
-        // work under way), and `worker` is live. The reference is dropped
-        // only once the worker no longer names the task.
+        // work under way).
+        unsafe { bindings::kthread_stop(self.task.as_ptr()) };
+        // SAFETY: `worker` is live (type invariant); its thread is gone.
         unsafe {
-            bindings::kthread_stop(self.task.as_ptr());
-            helpers_ffi::rloop_kthread_worker_set_task(self.worker.as_ptr(), core::ptr::null_mut());
-            bindings::put_task_struct(self.task.as_ptr());
-        }
+            helpers_ffi::rloop_kthread_worker_set_task(self.worker.as_ptr(), core::ptr::null_mut())
+        };
+        // SAFETY: We hold a reference to `task` (type invariant), dropped
+        // once, now that the worker no longer names the task.
+        unsafe { bindings::put_task_struct(self.task.as_ptr()) };
     }
 }
 
