@@ -123,7 +123,8 @@ impl Operations for LoopOps {
 /// devices, ending the lower request ends the upper one's backing I/O,
 /// and so the upper request: one nesting per level, on one stack, which
 /// could overflow it. Past this many, the end goes to the request's
-/// worker, on a stack of its own. See Documentation/design.rst.
+/// worker, on a stack of its own. See
+/// Documentation/design/request-lifecycle.rst, "Stacked devices".
 const MAX_NESTED_COMPLETIONS: u32 = 4;
 
 /// Ends `rq` from its result, or hands it on for more I/O.
