@@ -4,9 +4,10 @@
 
     uevents.py DEVNAME -- COMMAND [ARG...]
 
-Prints one line per uevent of DEVNAME (or its partitions): the action and
-the keys that matter for loop devices, in the order they arrived, then the
-command's exit status. Exits with the command's status.
+Prints one line per uevent the kernel sent of itself for DEVNAME (or its
+partitions; synthetic ones, written to a uevent file, are left out): the
+action and the keys that matter for loop devices, in the order they
+arrived, then the command's exit status. Exits with the command's status.
 """
 
 import select
@@ -37,6 +38,11 @@ def main():
         env = dict(f.decode().split("=", 1) for f in msg[1:] if b"=" in f)
         name = env.get("DEVNAME", "")
         if env.get("SUBSYSTEM") != "block" or not name.startswith(dev):
+            continue
+        # Written to the device's uevent file by user space, not sent by
+        # the driver: udevd's watch synthesizes a "change" when a writer
+        # (losetup) closes the device, depending on timing.
+        if "SYNTH_UUID" in env:
             continue
         fields = [env.get("ACTION", "?"), name]
         fields += [f"{k}={env[k]}" for k in KEYS if k in env]
