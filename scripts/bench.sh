@@ -10,7 +10,7 @@
 #   BENCH_QUICK=1   a smoke run of a few minutes: brd only, four workloads
 #                   (each still overridable)
 #   BENCH_BACKINGS  "brd virtio" (default), "brd" or "virtio"
-#   BENCH_TARGETS   regex over rloop-dio loop-dio loop-buf rloop-buf raw rloopmq-dio rloopnw-dio
+#   BENCH_TARGETS   regex over rloop-dio loop-dio loop-buf rloop-buf raw rloopmq-dio rloopwk-dio
 #   BENCH_WORKLOADS regex over the workload names (see tests/bench/run.sh)
 #   BENCH_PROFILE   1 (default): perf profiles of rloop and loop.c on brd
 #   BENCH_OPENCLOSE open/close cycles of an unbound device per run and

@@ -97,8 +97,9 @@ WORKLOADS=(
 	"write-1m-qd8-j1 write 1m 8 1"
 )
 # rloopmq: rloop with a hardware queue and worker per CPU (nr_hw_queues=0).
-# rloopnw: rloop with the experimental NOWAIT fast path (nowait=1).
-TARGETS=(rloop-dio loop-dio loop-buf rloop-buf raw rloopmq-dio rloopnw-dio)
+# rloopwk: rloop with every request through its worker (nowait=0), the
+# default until the NOWAIT fast path became it.
+TARGETS=(rloop-dio loop-dio loop-buf rloop-buf raw rloopmq-dio rloopwk-dio)
 
 sel_workloads=()
 for w in "${WORKLOADS[@]}"; do
@@ -222,7 +223,7 @@ setup_target() {
 	case $t in
 	rloop-*) insmod "$ko" ;;
 	rloopmq-*) insmod "$ko" nr_hw_queues=0 ;;
-	rloopnw-*) insmod "$ko" nowait=1 ;;
+	rloopwk-*) insmod "$ko" nowait=0 ;;
 	loop-*) modprobe loop ;;
 	esac
 	settle
@@ -248,7 +249,7 @@ teardown_target() {
 	*) losetup -d "$dev"; settle ;;
 	esac
 	case $t in
-	rloop-* | rloopmq-* | rloopnw-*) rmmod rloop ;;
+	rloop-* | rloopmq-* | rloopwk-*) rmmod rloop ;;
 	loop-*) rmmod loop ;;
 	esac
 	drop_file_cache
