@@ -17,7 +17,7 @@
 //!     │                                   ▼
 //!     │        result in the PDU ──► complete(), where the I/O ended: end or requeue
 //!     │                                   ▲
-//!     └─ `nowait=1`: direct read/write with IOCB_NOWAIT (-EAGAIN: to the list)
+//!     └─ `nowait=1` (default): direct read/write with IOCB_NOWAIT (-EAGAIN: to the list)
 //! ```
 //!
 //! Requests reach the worker in batches: `queue_rq` only adds to a
@@ -269,12 +269,13 @@ fn direction(op: Op) -> Direction {
     }
 }
 
-/// The NOWAIT fast path (`nowait=1`): a direct read or write submitted
-/// from `queue_rq`, in the submitting task, with `IOCB_NOWAIT`. Returns
-/// the request if the worker must take it: another operation, buffered
-/// I/O, a backing file without NOWAIT support, or a submitting task that
-/// must not call into a file system (see [`SubmitterScope`]). An attempt
-/// that would block ends in [`LoopOps::complete`], which hands it on.
+/// The NOWAIT fast path (`nowait=1`, the default): a direct read or
+/// write submitted from `queue_rq`, in the submitting task, with
+/// `IOCB_NOWAIT`. Returns the request if the worker must take it: another
+/// operation, buffered I/O, a backing file without NOWAIT support, or a
+/// submitting task that must not call into a file system (see
+/// [`SubmitterScope`]). An attempt that would block ends in
+/// [`LoopOps::complete`], which hands it on.
 fn submit_nowait(dev: &LoopDevice, rq: Request<LoopOps>) -> Option<Request<LoopOps>> {
     if !matches!(rq.op(), Op::Read | Op::Write) {
         return Some(rq);

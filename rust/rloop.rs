@@ -79,8 +79,8 @@ macro_rules! rloop_module {
                     description: "Hardware queues per device, each with its own worker thread (default: 1, as loop.c; 0: one per CPU; at most 16 and the number of CPUs)",
                 },
                 nowait: u32 {
-                    default: 0,
-                    description: "Experimental: submit direct I/O with IOCB_NOWAIT from the submitting task first, and use the worker only when that would block (default: 0, off)",
+                    default: 1,
+                    description: "Submit direct I/O with IOCB_NOWAIT from the submitting task first, and use the worker only when that would block (default: 1; 0: every request through the worker)",
                 },
                 $($extra)*
             },

@@ -91,7 +91,7 @@ resume_udev() {
 load_rloop() {
 	module_loaded rloop && fail "rloop is already loaded"
 	# RLOOP_TEST_RLOOP_PARAMS: extra parameters for a whole run, such as
-	# nowait=1 to put every case through the NOWAIT fast path. The case's
+	# nowait=0 to put every case's I/O through the workers. The case's
 	# own win: the kernel crate refuses a parameter given twice (EEXIST).
 	local extra=() p
 	for p in ${RLOOP_TEST_RLOOP_PARAMS:-}; do

@@ -184,12 +184,14 @@ worker_cpu_since() {
 	fi
 }
 
-# nowait=1: data stays intact on every path of the NOWAIT mode. Direct
-# reads, overwrites, writes into holes (which xfs refuses under NOWAIT),
-# a buffered device, and ext4 on rloop on a file of ext4 on rloop, the
-# set-up of loop.c's jbd2 BUG, in which the upper file system's plugged
-# I/O enters the fast path (it found the PF_BLOCK_TS bug). How much of
-# fio's I/O bypasses the worker is printed, not asserted.
+# nowait=1 (the default, named so that RLOOP_TEST_RLOOP_PARAMS=nowait=0
+# leaves it on here): data stays intact on every path of the NOWAIT
+# mode. Direct reads, overwrites, writes into holes (which xfs refuses
+# under NOWAIT), a buffered device, and ext4 on rloop on a file of ext4
+# on rloop, the set-up of loop.c's jbd2 BUG, in which the upper file
+# system's plugged I/O enters the fast path (it found the PF_BLOCK_TS
+# bug). How much of fio's I/O bypasses the worker is printed, not
+# asserted.
 case_nowait_fast_path() {
 	if insmod "$RLOOP_KO" nowait=2 2>/dev/null; then
 		rmmod rloop
@@ -297,9 +299,10 @@ case_nowait_fast_path() {
 	unload_rloop
 }
 
-# nowait=1 keeps off kblockd. A short NOWAIT read is requeued, and blk-mq
-# runs the requeued rest from kblockd, the workqueue every block device
-# shares: the rest must go to the device's own worker, not be tried there.
+# nowait=1 (the default) keeps off kblockd. A short NOWAIT read is
+# requeued, and blk-mq runs the requeued rest from kblockd, the workqueue
+# every block device shares: the rest must go to the device's own worker,
+# not be tried there.
 # The backing file ends inside the device's last 4 KiB, so a direct read
 # of them comes back short; iomap's tracepoint names the task of each try.
 case_nowait_not_on_kblockd() {

@@ -307,7 +307,7 @@ case_sixteen_stacked_dio_devices() {
 	[ "$(cat /proc/sys/kernel/stack_tracer_enabled 2>/dev/null)" = 1 ] ||
 		fail "the stack tracer is off: boot with stacktrace stacktrace_filter=blk_update_request,submit_bio_noacct"
 	mk_fs_on_brd xfs
-	for params in "" "nowait=1" "nr_hw_queues=0" "nowait=1 nr_hw_queues=0"; do
+	for params in "" "nowait=0" "nr_hw_queues=0" "nowait=0 nr_hw_queues=0"; do
 		stacked_verify rloop "$params"
 	done
 	RLOOP_ALLOW_C_LOOP=1 stacked_verify loop ""
