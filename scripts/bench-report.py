@@ -386,7 +386,7 @@ def main():
                  "/dev/loop-control, then bound to sparse files on a tmpfs. Threads: those "
                  "named loopN or loopN.Q (a driver's own; loop.c's workqueue uses shared "
                  "kworkers), unbound, the most seen during reads from one device, and once "
-                 "all devices have been idle for 12 s. Memory: growth of Slab + VmallocUsed "
+                 "all devices have been idle for 12 s. Memory: growth of Slab + VmallocUsed + Percpu "
                  "(/proc/meminfo) per device, unbound and bound idle; KernelStack: thread "
                  "stacks per bound idle device (also in VmallocUsed). One run: slab "
                  "counters move by a few KiB on their own.")

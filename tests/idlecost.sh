@@ -14,8 +14,10 @@
 #   threads_busy      the same during reads from one bound device (the
 #                     most seen)
 #   threads_idle      the same once every device has been idle for 12 s
-#   unbound_kib       memory per unbound device: the growth of Slab plus
-#                     VmallocUsed (/proc/meminfo) for adding them, in KiB
+#   unbound_kib       memory per unbound device: the growth of Slab,
+#                     VmallocUsed and Percpu (/proc/meminfo; per-CPU data
+#                     such as a blocking tag set's SRCU) for adding them,
+#                     in KiB
 #   bound_kib         memory per bound, idle device, from the same start
 #   stack_kib         KernelStack growth per bound, idle device (also in
 #                     VmallocUsed, with CONFIG_VMAP_STACK)
@@ -33,7 +35,7 @@ idle_wait=12
 settle() { udevadm settle --timeout=60 2>/dev/null || true; }
 threads() { cat /proc/[0-9]*/comm 2>/dev/null | grep -cE '^loop[0-9]+(\.[0-9]+)?$' || true; }
 meminfo() { awk -v k="$1:" '$1 == k { print $2 }' /proc/meminfo; }
-mem_kib() { echo $(($(meminfo Slab) + $(meminfo VmallocUsed))); }
+mem_kib() { echo $(($(meminfo Slab) + $(meminfo VmallocUsed) + $(meminfo Percpu))); }
 
 if [ -d /sys/module/rloop ] || [ -d /sys/module/loop ]; then
 	echo "idlecost.sh: a loop driver is loaded already" >&2

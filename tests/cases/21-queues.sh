@@ -11,14 +11,15 @@ RLOOP_ANY_KERNEL="case_multiple_hw_queues case_nowait_fast_path"
 
 # nr_hw_queues: one worker per hardware queue, whose thread starts at the
 # first request (none before), requests from four CPUs spread over them,
-# data verified, and a detach that waits for all.
+# data verified, and a detach that waits for all. nowait=0: every request
+# goes to a worker, or the NOWAIT fast path would serve most of them.
 case_multiple_hw_queues() {
 	if insmod "$RLOOP_KO" nr_hw_queues=17 2>/dev/null; then
 		rmmod rloop
 		fail "nr_hw_queues=17 accepted"
 	fi
 	mountpoint -q /sys/kernel/debug || mount -t debugfs none /sys/kernel/debug
-	load_rloop max_loop=2 nr_hw_queues=4
+	load_rloop max_loop=2 nr_hw_queues=4 nowait=0
 	# blk-mq allows no more queues than CPUs, and rloop no more workers.
 	local n q expected_queues=""
 	n=$(nproc)
