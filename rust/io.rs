@@ -89,7 +89,7 @@ impl Operations for LoopOps {
             // Not bound (loop.c's queue_rq returns BLK_STS_IOERR).
             rq.end(Status::ioerr());
             None
-        } else if dev.nowait() {
+        } else if dev.nowait() && worker.data().nowait_attempts() < MAX_NOWAIT_ATTEMPTS {
             submit_nowait(&dev, rq)
         } else {
             Some(rq)
@@ -109,10 +109,32 @@ impl Operations for LoopOps {
     /// `lo_complete_rq`, where the I/O ended, unless that would nest it
     /// in [`MAX_NESTED_COMPLETIONS`] others: the worker ends it then.
     fn complete(rq: Request<Self>) {
-        if let Err(rq) = cpu_nesting::run_nested(MAX_NESTED_COMPLETIONS, rq, end_request) {
-            rq.data().completion_deferred.store(true, Relaxed);
-            hand_to_worker(rq);
+        if rq.data().io.was_nowait() {
+            let dev = rq.queue_data();
+            dev.worker(rq.hw_queue()).data().nowait_attempt_ended();
         }
+        end_or_defer(rq);
+    }
+}
+
+/// How many NOWAIT attempts of one queue may be under way before
+/// `queue_rq` hands the next requests to the worker.
+///
+/// An attempt that the backing file ends at once (a RAM disk, the page
+/// cache) is over before `queue_rq` returns; attempts add up only where
+/// the backing device completes them later. There, a submitter issues
+/// every request alone, with a notification of the device each, where the
+/// worker issues the requests queued meanwhile in one plugged batch: under
+/// `make bench`, 1.2-1.7x the IOPS of the fast path at queue depth 32 on
+/// virtio-blk. At depth 1 the fast path saves the worker's wake-up.
+const MAX_NOWAIT_ATTEMPTS: i32 = 4;
+
+/// Ends `rq` ([`end_request`]) on this stack, unless that would nest it in
+/// [`MAX_NESTED_COMPLETIONS`] others: the worker ends it then.
+fn end_or_defer(rq: Request<LoopOps>) {
+    if let Err(rq) = cpu_nesting::run_nested(MAX_NESTED_COMPLETIONS, rq, end_request) {
+        rq.data().completion_deferred.store(true, Relaxed);
+        hand_to_worker(rq);
     }
 }
 
@@ -181,7 +203,7 @@ impl Drain for PendingList {
             for rq in self.take_all() {
                 if rq.data().completion_deferred.load(Relaxed) {
                     rq.data().completion_deferred.store(false, Relaxed);
-                    LoopOps::complete(rq);
+                    end_or_defer(rq);
                     continue;
                 }
                 let target = target.get_or_insert_with(|| rq.queue_data().io_target());
@@ -298,6 +320,9 @@ fn submit_in_scope(dev: &LoopDevice, rq: Request<LoopOps>) -> Option<Request<Loo
         return Some(rq);
     };
     let ioprio = rq.ioprio();
+    let pending = dev.worker(rq.hw_queue()).data();
+    // Counted before it starts: it may end before `submit` returns.
+    pending.nowait_attempt_started();
     // In the scope: gathering the vectors may allocate.
     let submitted = FileIo::submit(
         rq,
@@ -307,7 +332,11 @@ fn submit_in_scope(dev: &LoopDevice, rq: Request<LoopOps>) -> Option<Request<Loo
         IoMode::DirectNowait,
         ioprio,
     );
-    submitted.err().map(|(rq, _)| rq)
+    submitted.err().map(|(rq, _)| {
+        // Not started: `complete()` will not see it.
+        pending.nowait_attempt_ended();
+        rq
+    })
 }
 
 /// `lo_fallocate`: discard and write-zeroes through the file's fallocate.

@@ -8,12 +8,21 @@ use crate::{
     blk::{request_list::RequestBatch, Request, RequestList},
     kthread::DrainWorker,
 };
-use kernel::{prelude::*, sync::SetOnce};
+use kernel::{
+    prelude::*,
+    sync::{
+        atomic::{ordering::Relaxed, Atomic},
+        SetOnce,
+    },
+};
 
 /// A hardware queue's requests on their way to its worker: what the
 /// worker drains. The I/O path implements the draining (`Drain`).
 pub(crate) struct PendingList {
     list: RequestList<LoopOps>,
+    /// The queue's NOWAIT attempts under way: submitted from `queue_rq`
+    /// and not ended yet, in the backing file or its device.
+    nowait_attempts: Atomic<i32>,
 }
 
 impl PendingList {
@@ -21,7 +30,24 @@ impl PendingList {
     fn new() -> Self {
         Self {
             list: RequestList::new(),
+            nowait_attempts: Atomic::new(0),
         }
+    }
+
+    /// A NOWAIT attempt of this queue starts.
+    pub(crate) fn nowait_attempt_started(&self) {
+        self.nowait_attempts.add(1, Relaxed);
+    }
+
+    /// A NOWAIT attempt of this queue ended, or was not made after all.
+    pub(crate) fn nowait_attempt_ended(&self) {
+        self.nowait_attempts.add(-1, Relaxed);
+    }
+
+    /// How many NOWAIT attempts of this queue are under way. A hint: it
+    /// may change at once.
+    pub(crate) fn nowait_attempts(&self) -> i32 {
+        self.nowait_attempts.load(Relaxed)
     }
 
     /// Adds `rq`. Returns whether the list was empty.
