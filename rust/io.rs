@@ -125,7 +125,7 @@ impl Operations for LoopOps {
 /// the backing device completes them later. There, a submitter issues
 /// every request alone, with a notification of the device each, where the
 /// worker issues the requests queued meanwhile in one plugged batch: under
-/// `make bench`, 1.2-1.7x the IOPS of the fast path at queue depth 32 on
+/// `make bench`, 1.4-1.7x the IOPS of the fast path at queue depth 32 on
 /// virtio-blk. At depth 1 the fast path saves the worker's wake-up.
 const MAX_NOWAIT_ATTEMPTS: i32 = 4;
 
