@@ -40,8 +40,9 @@ case_multiple_hw_queues() {
 	# Context switches of each worker thread of a device ("NAME PID N"
 	# lines): a worker that served requests slept and woke for them. A
 	# thread runs only while its queue has work, and may stop and start
-	# again around fio: sampled while fio runs, and a thread counts from
-	# its first sample, or from 0 if it started during fio.
+	# again around fio: sampled while fio runs and right after, and a
+	# thread counts from its first sample, or from 0 if it started during
+	# fio.
 	worker_switches() {
 		local pid
 		for pid in $(pgrep -x "$1(\.[0-9]+)?"); do
@@ -66,6 +67,9 @@ case_multiple_hw_queues() {
 			sleep 0.2
 		done
 		wait $fio_pid || fail "fio verify on $dev"
+		# Once more after fio: a run shorter than a sampling period has
+		# none, and a thread lives on for 5 s after its last request.
+		worker_switches "$name" | sed 's/^/during /' >>"$samples"
 		grep -q 'err= 0' "$RLOOP_CASE_DIR/fio-$name.txt" || fail "fio reported errors on $dev"
 		busy=$(awk '{ k = $2 " " $3 }
 			!(k in first) { first[k] = ($1 == "during") ? 0 : $4; name[k] = $2 }
