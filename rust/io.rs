@@ -90,7 +90,7 @@ impl Operations for LoopOps {
             rq.end(Status::ioerr());
             None
         } else if dev.nowait() && worker.data().nowait_attempts() < MAX_NOWAIT_ATTEMPTS {
-            submit_nowait(&dev, rq)
+            submit_nowait(&dev, worker.data(), rq)
         } else {
             Some(rq)
         };
@@ -298,17 +298,26 @@ fn direction(op: Op) -> Direction {
 /// submitting task that must not call into a file system (see
 /// [`SubmitterScope`]). An attempt that would block ends in
 /// [`LoopOps::complete`], which hands it on.
-fn submit_nowait(dev: &LoopDevice, rq: Request<LoopOps>) -> Option<Request<LoopOps>> {
+fn submit_nowait(
+    dev: &LoopDevice,
+    pending: &PendingList,
+    rq: Request<LoopOps>,
+) -> Option<Request<LoopOps>> {
     if !matches!(rq.op(), Op::Read | Op::Write) {
         return Some(rq);
     }
     // The task check first: it refuses most often, and is cheaper than
     // taking the target, which the worker then takes again.
-    SubmitterScope::run(rq, |rq| submit_in_scope(dev, rq)).unwrap_or_else(Some)
+    SubmitterScope::run(rq, |rq| submit_in_scope(dev, pending, rq)).unwrap_or_else(Some)
 }
 
-/// [`submit_nowait`] in the submitter's scope.
-fn submit_in_scope(dev: &LoopDevice, rq: Request<LoopOps>) -> Option<Request<LoopOps>> {
+/// [`submit_nowait`] in the submitter's scope; `pending` is the list of
+/// `rq`'s queue, which counts the attempt.
+fn submit_in_scope(
+    dev: &LoopDevice,
+    pending: &PendingList,
+    rq: Request<LoopOps>,
+) -> Option<Request<LoopOps>> {
     let op = rq.op();
     let Some(target) = dev.bound_target().filter(|t| t.nowait) else {
         return Some(rq);
@@ -320,7 +329,6 @@ fn submit_in_scope(dev: &LoopDevice, rq: Request<LoopOps>) -> Option<Request<Loo
         return Some(rq);
     };
     let ioprio = rq.ioprio();
-    let pending = dev.worker(rq.hw_queue()).data();
     // Counted before it starts: it may end before `submit` returns.
     pending.nowait_attempt_started();
     // In the scope: gathering the vectors may allocate.
