@@ -425,14 +425,6 @@ def main():
     def verdict(ok):
         return "MET" if ok else "MISSED"
 
-    def ratios_line(b, num, den, ws, key="iops"):
-        out = {}
-        for w in ws:
-            a, c = med(vals(b, num, w, key)), med(vals(b, den, w, key))
-            if a is not None and c:
-                out[w] = a / c
-        return out
-
     for b in backings:
         if "rloop-dio" not in data[b]:
             continue
@@ -497,9 +489,9 @@ def main():
                     and w in data[b].get("loop-dio", {})]
             if not ws_t:
                 continue
-            rs = ratios_line(b, t, "rloop-dio", ws_t)
+            rs = {w: ratio(b, t, "rloop-dio", w)[0] for w in ws_t}
             L.append(f"- ({name}) {what}, against the default: "
-                     + ", ".join(f"{w} {v:.2f}×" for w, v in rs.items()) + ".")
+                     + ", ".join(f"{w} {v:.2f}×" for w, v in rs.items() if v is not None) + ".")
     L.append("")
     summary["verdicts"] = [{"backing": b, "target": n, "met": ok} for b, n, ok in verdicts]
 
