@@ -17,7 +17,8 @@ import sys
 # Where an idle CPU spends its time: left out of the profiles' shares.
 IDLE_SYMBOLS = ("pv_native_safe_halt", "default_idle", "native_safe_halt", "acpi_idle",
                 "cpu_idle_poll", "mwait_idle")
-TARGETS = ["rloop-dio", "loop-dio", "loop-buf", "rloop-buf", "raw", "rloopmq-dio", "rloopwk-dio"]
+TARGETS = ["rloop-dio", "loop-dio", "loop-buf", "rloop-buf", "raw", "rloopmq-dio", "rloopwk-dio",
+           "rloopwk-buf"]
 TARGET_TITLES = {
     "rloop-dio": "rloop dio",
     "loop-dio": "loop.c dio",
@@ -26,6 +27,7 @@ TARGET_TITLES = {
     "raw": "raw file O_DIRECT",
     "rloopmq-dio": "rloop dio, a queue per CPU",
     "rloopwk-dio": "rloop dio, nowait=0 (every request through the worker)",
+    "rloopwk-buf": "rloop buffered, nowait=0 (every request through the worker)",
 }
 BACKING_TITLES = {
     "brd": "xfs on brd (RAM disk): driver overhead dominates",
@@ -248,7 +250,8 @@ def main():
         L.append("")
         hdr = ["workload"] + [TARGET_TITLES[t] for t in targets] + \
             ["rloop/loop.c dio", "rloop/raw", "rloop/loop.c buffered", "rloop queue per CPU/loop.c dio",
-             "rloop nowait=0/loop.c dio", "rloop nowait=0/raw"]
+             "rloop nowait=0/loop.c dio", "rloop nowait=0/raw",
+             "rloop buffered nowait=0/loop.c buffered"]
         L.append("| " + " | ".join(hdr) + " |")
         L.append("|" + "|".join(["---"] + ["--:"] * (len(hdr) - 1)) + "|")
         sb = summary["backings"].setdefault(b, {})
@@ -259,7 +262,8 @@ def main():
                     fmt_ratio_range(ratio(b, "rloop-buf", "loop-buf", w)),
                     fmt_ratio_range(ratio(b, "rloopmq-dio", "loop-dio", w)),
                     fmt_ratio_range(ratio(b, "rloopwk-dio", "loop-dio", w)),
-                    fmt_ratio_range(ratio(b, "rloopwk-dio", "raw", w))]
+                    fmt_ratio_range(ratio(b, "rloopwk-dio", "raw", w)),
+                    fmt_ratio_range(ratio(b, "rloopwk-buf", "loop-buf", w))]
             L.append("| " + " | ".join(row) + " |")
             sb[w] = {t: {k: med(vals(b, t, w, k)) for k in
                          ("iops", "bw_mib", "cpu_us_per_io", "ctx_per_io", "ipi_per_io",
@@ -602,7 +606,7 @@ def make_chart(out, data, backings, ratio):
 
     colors = {"rloop-dio": "#c0392b", "loop-dio": "#2471a3", "loop-buf": "#7fb3d5",
               "rloop-buf": "#f1948a", "raw": "#7f8c8d", "rloopmq-dio": "#922b21",
-              "rloopwk-dio": "#1e8449"}
+              "rloopwk-dio": "#1e8449", "rloopwk-buf": "#82e0aa"}
     fig, axes = plt.subplots(len(backings), 1, figsize=(14, 4.8 * len(backings)), squeeze=False)
     for ax, b in zip(axes[:, 0], backings):
         targets = [t for t in TARGETS if t in data[b]]

@@ -99,7 +99,7 @@ WORKLOADS=(
 # rloopmq: rloop with a hardware queue and worker per CPU (nr_hw_queues=0).
 # rloopwk: rloop with every request through its worker (nowait=0), the
 # default until the NOWAIT fast path became it.
-TARGETS=(rloop-dio loop-dio loop-buf rloop-buf raw rloopmq-dio rloopwk-dio)
+TARGETS=(rloop-dio loop-dio loop-buf rloop-buf raw rloopmq-dio rloopwk-dio rloopwk-buf)
 
 sel_workloads=()
 for w in "${WORKLOADS[@]}"; do
