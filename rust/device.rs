@@ -69,7 +69,7 @@ pub(crate) trait DeviceSet: Send + Sync {
 pub(crate) struct DeviceParams {
     /// Hardware queues, and so workers, to start with.
     pub(crate) nr_hw_queues: u32,
-    /// `nowait=1`: direct I/O may be tried from `queue_rq` first.
+    /// `nowait=1`: reads and writes may be tried from `queue_rq` first.
     pub(crate) nowait: bool,
     /// Minor bits of each device for its partitions (from `max_part`).
     pub(crate) part_shift: u32,
@@ -94,9 +94,9 @@ pub(crate) struct LoopDevice {
     more_workers: KVec<SetOnce<WorkerBox>>,
     /// The NOWAIT fast path is enabled (`nowait=1` when created).
     nowait: bool,
-    /// `nowait` of the target in `io`: a copy, read without the `io` lock,
-    /// so that `queue_rq` skips the attempt for a target that would refuse
-    /// it. The attempt takes the lock and checks the target itself.
+    /// Whether the target in `io` allows any NOWAIT attempt: a copy, read
+    /// without the `io` lock, so that `queue_rq` skips the attempt for a
+    /// target that would refuse it. The attempt takes the lock and checks the target itself.
     nowait_target: Atomic<bool>,
     /// The [`State`], the one copy of it: changed only under `config`
     /// ([`Self::set_state`]), read without it where loop.c reads

@@ -141,6 +141,13 @@ impl BackingFile {
         unsafe { ffi::rloop_file_can_nowait(self.as_raw()) }
     }
 
+    /// Whether buffered reads (`write` false) or writes of the file honour
+    /// `IOCB_NOWAIT` (`FOP_BUFFER_RASYNC`, `FOP_BUFFER_WASYNC`).
+    pub(crate) fn can_nowait_buffered(&self, write: bool) -> bool {
+        // SAFETY: The file is valid by the type invariant.
+        unsafe { ffi::rloop_file_can_nowait_buffered(self.as_raw(), write) }
+    }
+
     /// Whether the file supports direct I/O (`FMODE_CAN_ODIRECT`).
     pub(crate) fn can_direct_io(&self) -> bool {
         // SAFETY: The file is valid by the type invariant.

@@ -33,6 +33,7 @@ static_assert(BLK_FEAT_WRITE_CACHE == (__force blk_features_t)(1u << 0));
 static_assert(BLK_FEAT_FUA == (__force blk_features_t)(1u << 1));
 static_assert(BLK_FEAT_ROTATIONAL == (__force blk_features_t)(1u << 2));
 static_assert(IOCB_NOWAIT == (1 << 3));
+static_assert(IOCB_NOIO == (1 << 20));
 
 /*
  * rust/uapi.rs reads and writes the legacy struct loop_info as its
@@ -226,6 +227,17 @@ void rloop_kiocb_end_write(struct kiocb *iocb)
 bool rloop_file_can_nowait(struct file *file)
 {
 	return file->f_mode & FMODE_NOWAIT;
+}
+
+/*
+ * Whether buffered reads (write false) or writes (true) of the file honour
+ * IOCB_NOWAIT: the file system says so in its fop_flags, as io_uring checks.
+ */
+bool rloop_file_can_nowait_buffered(struct file *file, bool write)
+{
+	fop_flags_t need = write ? FOP_BUFFER_WASYNC : FOP_BUFFER_RASYNC;
+
+	return (file->f_mode & FMODE_NOWAIT) && (file->f_op->fop_flags & need);
 }
 
 /*

@@ -59,6 +59,7 @@ void rloop_kiocb_start_write(struct kiocb *iocb);
 bool rloop_kiocb_start_write_trylock(struct kiocb *iocb);
 void rloop_kiocb_end_write(struct kiocb *iocb);
 bool rloop_file_can_nowait(struct file *file);
+bool rloop_file_can_nowait_buffered(struct file *file, bool write);
 
 bool rloop_current_may_enter_fs(void);
 struct bio_list *rloop_current_bio_list_detach(void);

@@ -16,6 +16,8 @@ pub(crate) const BLK_OPEN_WRITE: u32 = 1 << 1;
 pub(crate) const BLK_OPEN_EXCL: u32 = 1 << 2;
 /// `IOCB_NOWAIT`; `helpers.c` checks the value at build time.
 pub(crate) const IOCB_NOWAIT: i32 = 1 << 3;
+/// `IOCB_NOIO`; `helpers.c` checks the value at build time.
+pub(crate) const IOCB_NOIO: i32 = 1 << 20;
 
 /// The `show()` callback of a device attribute.
 pub(crate) type DeviceAttrShow = unsafe extern "C" fn(
@@ -66,6 +68,7 @@ extern "C" {
     pub(crate) fn rloop_kiocb_start_write_trylock(iocb: *mut bindings::kiocb) -> bool;
     pub(crate) fn rloop_kiocb_end_write(iocb: *mut bindings::kiocb);
     pub(crate) fn rloop_file_can_nowait(file: *mut bindings::file) -> bool;
+    pub(crate) fn rloop_file_can_nowait_buffered(file: *mut bindings::file, write: bool) -> bool;
 
     pub(crate) fn rloop_current_may_enter_fs() -> bool;
     pub(crate) fn rloop_current_bio_list_detach() -> *mut bindings::bio_list;

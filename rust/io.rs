@@ -17,7 +17,7 @@
 //!     │                                   ▼
 //!     │        result in the PDU ──► complete(), where the I/O ended: end or requeue
 //!     │                                   ▲
-//!     └─ `nowait=1` (default): direct read/write with IOCB_NOWAIT (-EAGAIN: to the list)
+//!     └─ `nowait=1` (default): read/write with IOCB_NOWAIT (-EAGAIN: to the list)
 //! ```
 //!
 //! Requests reach the worker in batches: `queue_rq` only adds to a
@@ -291,13 +291,13 @@ fn direction(op: Op) -> Direction {
     }
 }
 
-/// The NOWAIT fast path (`nowait=1`, the default): a direct read or
-/// write submitted from `queue_rq`, in the submitting task, with
-/// `IOCB_NOWAIT`. Returns the request if the worker must take it: another
-/// operation, buffered I/O, a backing file without NOWAIT support, or a
-/// submitting task that must not call into a file system (see
-/// [`SubmitterScope`]). An attempt that would block ends in
-/// [`LoopOps::complete`], which hands it on.
+/// The NOWAIT fast path (`nowait=1`, the default): a read or write
+/// submitted from `queue_rq`, in the submitting task, with `IOCB_NOWAIT`,
+/// direct or through the page cache as the device is set. Returns the
+/// request if the worker must take it: another operation, a backing file
+/// that cannot do it without blocking, or a submitting task that must not
+/// call into a file system (see [`SubmitterScope`]). An attempt that would
+/// block ends in [`LoopOps::complete`], which hands it on.
 fn submit_nowait(
     dev: &LoopDevice,
     pending: &PendingList,
@@ -319,12 +319,20 @@ fn submit_in_scope(
     rq: Request<LoopOps>,
 ) -> Option<Request<LoopOps>> {
     let op = rq.op();
-    let Some(target) = dev.bound_target().filter(|t| t.nowait) else {
+    let Some(target) = dev.bound_target() else {
         return Some(rq);
     };
-    if op == Op::Write && target.read_only() {
+    let allowed = match op {
+        Op::Write => target.nowait.write && !target.read_only(),
+        _ => target.nowait.read,
+    };
+    if !allowed {
         return Some(rq);
     }
+    let mode = match target.direct_io() {
+        true => IoMode::DirectNowait,
+        false => IoMode::BufferedNowait,
+    };
     let Some(pos) = file_position(&rq, &target) else {
         return Some(rq);
     };
@@ -332,14 +340,7 @@ fn submit_in_scope(
     // Counted before it starts: it may end before `submit` returns.
     pending.nowait_attempt_started();
     // In the scope: gathering the vectors may allocate.
-    let submitted = FileIo::submit(
-        rq,
-        target.file,
-        direction(op),
-        pos,
-        IoMode::DirectNowait,
-        ioprio,
-    );
+    let submitted = FileIo::submit(rq, target.file, direction(op), pos, mode, ioprio);
     submitted.err().map(|(rq, _)| {
         // Not started: `complete()` will not see it.
         pending.nowait_attempt_ended();

@@ -85,6 +85,22 @@ pub(crate) enum IoMode {
     /// ends with `-EAGAIN`, at once or from its completion, where it would
     /// have had to wait. See [`FileIo::was_nowait`].
     DirectNowait,
+    /// Buffered I/O that must not block (`IOCB_NOWAIT`), and for a read
+    /// starts no I/O either (`IOCB_NOIO`): it is done with what the page
+    /// cache holds, or ends early, short or with `-EAGAIN`.
+    BufferedNowait,
+}
+
+impl IoMode {
+    /// Whether the I/O may end with `-EAGAIN` for what would block.
+    fn is_nowait(self) -> bool {
+        matches!(self, Self::DirectNowait | Self::BufferedNowait)
+    }
+
+    /// Whether the I/O bypasses the page cache, and so may complete later.
+    fn is_direct(self) -> bool {
+        matches!(self, Self::Direct | Self::DirectNowait)
+    }
 }
 
 /// A `struct kiocb` with what its asynchronous completion needs.
@@ -130,7 +146,7 @@ impl FileIo {
         crate::completion::io_result(self.result.load(Acquire))
     }
 
-    /// Whether the last I/O was submitted with [`IoMode::DirectNowait`], so
+    /// Whether the last I/O was submitted with a NOWAIT [`IoMode`], so
     /// that its result may mean it would have blocked. Valid once the
     /// owner is handed back.
     pub(crate) fn was_nowait(&self) -> bool {
@@ -174,7 +190,7 @@ impl FileIo {
             let this = io.as_ref();
             let iocb = this.iocb.get();
             let filp = file.as_ptr();
-            let nowait = mode == IoMode::DirectNowait;
+            let nowait = mode.is_nowait();
             *this.file.get() = Some(file);
             *this.write.get() = false;
             this.nowait.store(nowait, Relaxed);
@@ -182,12 +198,17 @@ impl FileIo {
             (*iocb).ki_filp = filp;
             (*iocb).ki_pos = pos;
             (*iocb).ki_ioprio = ioprio;
-            if mode != IoMode::Buffered {
+            if mode.is_direct() {
                 (*iocb).ki_flags = bindings::IOCB_DIRECT as i32;
                 (*iocb).ki_complete = Some(Self::complete_callback::<O>);
             }
             if nowait {
                 (*iocb).ki_flags |= ffi::IOCB_NOWAIT;
+            }
+            // A buffered read may not start readahead from here: the
+            // worker does, when it takes what the page cache lacks.
+            if mode == IoMode::BufferedNowait && dir == Direction::FromFile {
+                (*iocb).ki_flags |= ffi::IOCB_NOIO;
             }
             this.refs.set(2);
             let f_op = &*(*filp).f_op;

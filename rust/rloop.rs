@@ -80,7 +80,7 @@ macro_rules! rloop_module {
                 },
                 nowait: u32 {
                     default: 1,
-                    description: "Submit direct I/O with IOCB_NOWAIT from the submitting task first, and use the worker only when that would block (default: 1; 0: every request through the worker)",
+                    description: "Submit reads and writes with IOCB_NOWAIT from the submitting task first, and use the worker only when that would block (default: 1; 0: every request through the worker)",
                 },
                 $($extra)*
             },

@@ -13,6 +13,7 @@
 use super::{binding::Binding, LoopDevice, LoopOps};
 use crate::{
     blk::{Disk, OpenLockedDisk},
+    file_io::BackingFile,
     mutex::KillableMutexGuard,
     uapi::*,
 };
@@ -68,8 +69,38 @@ pub(crate) struct IoTarget {
     pub(crate) offset: u64,
     pub(crate) sizelimit: u64,
     pub(crate) flags: LoFlags,
-    /// Direct I/O may be tried with `IOCB_NOWAIT` from `queue_rq`.
-    pub(crate) nowait: bool,
+    /// Reads and writes that `queue_rq` may try itself, with
+    /// `IOCB_NOWAIT`.
+    pub(crate) nowait: NowaitOps,
+}
+
+/// The operations of a target that may be tried with `IOCB_NOWAIT`: those
+/// its backing file serves without blocking, in the target's mode.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct NowaitOps {
+    pub(crate) read: bool,
+    pub(crate) write: bool,
+}
+
+impl NowaitOps {
+    /// What the fast path may try on `file`, with direct I/O or not.
+    fn of(file: &BackingFile, direct_io: bool) -> Self {
+        match direct_io {
+            true => Self {
+                read: file.can_nowait(),
+                write: file.can_nowait(),
+            },
+            false => Self {
+                read: file.can_nowait_buffered(false),
+                write: file.can_nowait_buffered(true),
+            },
+        }
+    }
+
+    /// Whether any operation may be tried.
+    pub(crate) fn any(self) -> bool {
+        self.read || self.write
+    }
 }
 
 impl IoTarget {
@@ -116,8 +147,8 @@ impl LoopDevice {
         }
     }
 
-    /// Whether `queue_rq` may try direct I/O itself, with `IOCB_NOWAIT`:
-    /// the bound target allows it. The attempt checks the target again.
+    /// Whether `queue_rq` may try I/O itself, with `IOCB_NOWAIT`: the
+    /// bound target allows it for reads, writes or both. The attempt checks the target again.
     pub(crate) fn nowait(&self) -> bool {
         self.nowait_target.load(Relaxed)
     }
@@ -165,9 +196,12 @@ impl LoopDevice {
             offset: b.offset,
             sizelimit: b.sizelimit,
             flags: cfg.flags,
-            nowait: self.nowait && cfg.flags.contains(LoFlags::DIRECT_IO) && b.file.can_nowait(),
+            nowait: match self.nowait {
+                true => NowaitOps::of(&b.file, cfg.flags.contains(LoFlags::DIRECT_IO)),
+                false => NowaitOps::default(),
+            },
         });
-        let nowait = target.as_ref().is_some_and(|t| t.nowait);
+        let nowait = target.as_ref().is_some_and(|t| t.nowait.any());
         self.nowait_target.store(nowait, Relaxed);
         let old = core::mem::replace(&mut *self.io.lock(), target);
         // The old file reference is dropped outside the spinlock.
