@@ -94,10 +94,11 @@ pub(crate) struct LoopDevice {
     more_workers: KVec<SetOnce<WorkerBox>>,
     /// The NOWAIT fast path is enabled (`nowait=1` when created).
     nowait: bool,
-    /// Whether the target in `io` allows any NOWAIT attempt: a copy, read
-    /// without the `io` lock, so that `queue_rq` skips the attempt for a
-    /// target that would refuse it. The attempt takes the lock and checks the target itself.
-    nowait_target: Atomic<bool>,
+    /// `nowait.read` and `nowait.write` of the target in `io`: copies,
+    /// read without the `io` lock, so that `queue_rq` takes the target
+    /// only for an attempt it allows. The attempt checks the target again.
+    nowait_reads: Atomic<bool>,
+    nowait_writes: Atomic<bool>,
     /// The [`State`], the one copy of it: changed only under `config`
     /// ([`Self::set_state`]), read without it where loop.c reads
     /// `lo_state` with `READ_ONCE()`: by `queue_rq`, `LOOP_CTL_GET_FREE`
@@ -146,7 +147,8 @@ impl LoopDevice {
                 first_worker,
                 more_workers,
                 nowait,
-                nowait_target: Atomic::new(false),
+                nowait_reads: Atomic::new(false),
+                nowait_writes: Atomic::new(false),
                 state: Atomic::new(State::Unbound as u32),
                 part_shift,
                 attrs,

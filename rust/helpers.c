@@ -231,7 +231,9 @@ bool rloop_file_can_nowait(struct file *file)
 
 /*
  * Whether buffered reads (write false) or writes (true) of the file honour
- * IOCB_NOWAIT: the file system says so in its fop_flags, as io_uring checks.
+ * IOCB_NOWAIT: FOP_BUFFER_WASYNC is what io_uring checks for writes;
+ * FOP_BUFFER_RASYNC, for reads, is stricter than io_uring, which tries any
+ * FMODE_NOWAIT file.
  */
 bool rloop_file_can_nowait_buffered(struct file *file, bool write)
 {

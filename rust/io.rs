@@ -89,7 +89,9 @@ impl Operations for LoopOps {
             // Not bound (loop.c's queue_rq returns BLK_STS_IOERR).
             rq.end(Status::ioerr());
             None
-        } else if dev.nowait() && worker.data().nowait_attempts() < MAX_NOWAIT_ATTEMPTS {
+        } else if dev.nowait_allows(rq.op())
+            && worker.data().nowait_attempts() < MAX_NOWAIT_ATTEMPTS
+        {
             submit_nowait(&dev, worker.data(), rq)
         } else {
             Some(rq)
@@ -291,21 +293,18 @@ fn direction(op: Op) -> Direction {
     }
 }
 
-/// The NOWAIT fast path (`nowait=1`, the default): a read or write
-/// submitted from `queue_rq`, in the submitting task, with `IOCB_NOWAIT`,
-/// direct or through the page cache as the device is set. Returns the
-/// request if the worker must take it: another operation, a backing file
-/// that cannot do it without blocking, or a submitting task that must not
-/// call into a file system (see [`SubmitterScope`]). An attempt that would
-/// block ends in [`LoopOps::complete`], which hands it on.
+/// The NOWAIT fast path (`nowait=1`, the default): a read or write that
+/// the device's target allows, submitted from `queue_rq`, in the
+/// submitting task, with `IOCB_NOWAIT`, direct or through the page cache
+/// as the device is set. Returns the request if the worker must take it:
+/// the target changed meanwhile, or the submitting task must not call into
+/// a file system (see [`SubmitterScope`]). An attempt that would block
+/// ends in [`LoopOps::complete`], which hands it on.
 fn submit_nowait(
     dev: &LoopDevice,
     pending: &PendingList,
     rq: Request<LoopOps>,
 ) -> Option<Request<LoopOps>> {
-    if !matches!(rq.op(), Op::Read | Op::Write) {
-        return Some(rq);
-    }
     // The task check first: it refuses most often, and is cheaper than
     // taking the target, which the worker then takes again.
     SubmitterScope::run(rq, |rq| submit_in_scope(dev, pending, rq)).unwrap_or_else(Some)
@@ -319,16 +318,9 @@ fn submit_in_scope(
     rq: Request<LoopOps>,
 ) -> Option<Request<LoopOps>> {
     let op = rq.op();
-    let Some(target) = dev.bound_target() else {
+    let Some(target) = dev.bound_target().filter(|t| t.nowait.allows(op)) else {
         return Some(rq);
     };
-    let allowed = match op {
-        Op::Write => target.nowait.write && !target.read_only(),
-        _ => target.nowait.read,
-    };
-    if !allowed {
-        return Some(rq);
-    }
     let mode = match target.direct_io() {
         true => IoMode::DirectNowait,
         false => IoMode::BufferedNowait,

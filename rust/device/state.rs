@@ -12,7 +12,7 @@
 
 use super::{binding::Binding, LoopDevice, LoopOps};
 use crate::{
-    blk::{Disk, OpenLockedDisk},
+    blk::{Disk, Op, OpenLockedDisk},
     file_io::BackingFile,
     mutex::KillableMutexGuard,
     uapi::*,
@@ -83,23 +83,28 @@ pub(crate) struct NowaitOps {
 }
 
 impl NowaitOps {
-    /// What the fast path may try on `file`, with direct I/O or not.
-    fn of(file: &BackingFile, direct_io: bool) -> Self {
-        match direct_io {
-            true => Self {
-                read: file.can_nowait(),
-                write: file.can_nowait(),
-            },
-            false => Self {
-                read: file.can_nowait_buffered(false),
-                write: file.can_nowait_buffered(true),
-            },
+    /// What the fast path may try on `file` with the device's `flags`.
+    fn of(file: &BackingFile, flags: LoFlags) -> Self {
+        let (read, write) = match flags.contains(LoFlags::DIRECT_IO) {
+            true => (file.can_nowait(), file.can_nowait()),
+            false => (
+                file.can_nowait_buffered(false),
+                file.can_nowait_buffered(true),
+            ),
+        };
+        Self {
+            read,
+            write: write && !flags.contains(LoFlags::READ_ONLY),
         }
     }
 
-    /// Whether any operation may be tried.
-    pub(crate) fn any(self) -> bool {
-        self.read || self.write
+    /// Whether `op` may be tried.
+    pub(crate) fn allows(self, op: Op) -> bool {
+        match op {
+            Op::Read => self.read,
+            Op::Write => self.write,
+            _ => false,
+        }
     }
 }
 
@@ -147,10 +152,14 @@ impl LoopDevice {
         }
     }
 
-    /// Whether `queue_rq` may try I/O itself, with `IOCB_NOWAIT`: the
-    /// bound target allows it for reads, writes or both. The attempt checks the target again.
-    pub(crate) fn nowait(&self) -> bool {
-        self.nowait_target.load(Relaxed)
+    /// Whether `queue_rq` may try `op` itself, with `IOCB_NOWAIT`: the
+    /// bound target allows it. The attempt checks the target again.
+    pub(crate) fn nowait_allows(&self, op: Op) -> bool {
+        let ops = NowaitOps {
+            read: self.nowait_reads.load(Relaxed),
+            write: self.nowait_writes.load(Relaxed),
+        };
+        ops.allows(op)
     }
 
     /// The I/O target, if bound.
@@ -197,12 +206,13 @@ impl LoopDevice {
             sizelimit: b.sizelimit,
             flags: cfg.flags,
             nowait: match self.nowait {
-                true => NowaitOps::of(&b.file, cfg.flags.contains(LoFlags::DIRECT_IO)),
+                true => NowaitOps::of(&b.file, cfg.flags),
                 false => NowaitOps::default(),
             },
         });
-        let nowait = target.as_ref().is_some_and(|t| t.nowait.any());
-        self.nowait_target.store(nowait, Relaxed);
+        let nowait = target.as_ref().map(|t| t.nowait).unwrap_or_default();
+        self.nowait_reads.store(nowait.read, Relaxed);
+        self.nowait_writes.store(nowait.write, Relaxed);
         let old = core::mem::replace(&mut *self.io.lock(), target);
         // The old file reference is dropped outside the spinlock.
         drop(old);
