@@ -472,6 +472,16 @@ bool rloop_kthread_worker_has_work(struct kthread_worker *worker)
 	return busy;
 }
 
+/*
+ * Makes @cpu the preferred CPU of a new kthread, not yet woken. A
+ * preference, unlike kthread_bind(): the thread runs elsewhere while @cpu
+ * is offline or isolated. cpumask_of() is a macro.
+ */
+int rloop_kthread_prefer_cpu(struct task_struct *task, unsigned int cpu)
+{
+	return kthread_affine_preferred(task, cpumask_of(cpu));
+}
+
 void rloop_init_delayed_work(struct delayed_work *dwork,
 			     void (*func)(struct work_struct *work))
 {

@@ -79,6 +79,7 @@ void rloop_kthread_worker_init(struct kthread_worker *worker,
 void rloop_kthread_worker_set_task(struct kthread_worker *worker,
 				   struct task_struct *task);
 bool rloop_kthread_worker_has_work(struct kthread_worker *worker);
+int rloop_kthread_prefer_cpu(struct task_struct *task, unsigned int cpu);
 
 void rloop_init_delayed_work(struct delayed_work *dwork,
 			     void (*func)(struct work_struct *work));

@@ -92,6 +92,7 @@ extern "C" {
         task: *mut bindings::task_struct,
     );
     pub(crate) fn rloop_kthread_worker_has_work(worker: *mut bindings::kthread_worker) -> bool;
+    pub(crate) fn rloop_kthread_prefer_cpu(task: *mut bindings::task_struct, cpu: c_uint) -> c_int;
 
     pub(crate) fn rloop_init_delayed_work(
         dwork: *mut bindings::delayed_work,

@@ -33,6 +33,7 @@ use crate::{delayed_work::DelayedWork, helpers_ffi};
 use core::ptr::NonNull;
 use kernel::{
     bindings,
+    cpu::CpuId,
     error::from_err_ptr,
     new_mutex,
     prelude::*,
@@ -114,12 +115,13 @@ struct WorkerThread {
 unsafe impl Send for WorkerThread {}
 
 impl WorkerThread {
-    /// Starts a thread named `name` for `worker`. Sleeps.
+    /// Starts a thread named `name` for `worker`, preferring to run on
+    /// `cpu` if given. Sleeps.
     ///
     /// # Safety
     ///
     /// `worker` has no thread, and outlives the returned one.
-    unsafe fn start(worker: &KthreadWorker, name: &CStr) -> Result<Self> {
+    unsafe fn start(worker: &KthreadWorker, name: &CStr, cpu: Option<CpuId>) -> Result<Self> {
         // SAFETY: `kthread_worker_fn` takes an initialised worker, which
         // outlives the thread by the caller's contract. The format string
         // takes one C string argument, `name`, which outlives the call.
@@ -132,6 +134,12 @@ impl WorkerThread {
                 name.as_char_ptr(),
             )
         })?;
+        if let Some(cpu) = cpu {
+            // A preference only: without it the thread still works, where
+            // the scheduler puts it, so a failure is not one of `start`.
+            // SAFETY: A new kthread, not yet woken.
+            let _ = unsafe { helpers_ffi::rloop_kthread_prefer_cpu(task, cpu.as_u32()) };
+        }
         // SAFETY: A new thread, not yet running: referenced here, so that
         // `worker` never names a freed task; made the worker's task, which
         // kicks then wake; and woken.
@@ -214,6 +222,8 @@ pub(crate) struct DrainWorker<D: Drain> {
     start_failed: Atomic<bool>,
     /// The thread's name.
     name: CString,
+    /// The CPU the thread prefers, if any.
+    cpu: Option<CpuId>,
     data: D,
 }
 
@@ -225,7 +235,9 @@ unsafe impl<D: Drain> Sync for DrainWorker<D> {}
 
 impl<D: Drain> DrainWorker<D> {
     /// A worker that drains `data` on a thread named `name`, once kicked.
-    pub(crate) fn new(name: CString, data: D) -> impl PinInit<Self, Error> {
+    /// The thread prefers to run on `cpu` if given, and goes where the
+    /// scheduler puts it otherwise.
+    pub(crate) fn new(name: CString, cpu: Option<CpuId>, data: D) -> impl PinInit<Self, Error> {
         // INVARIANT: `work` gets `run_drain::<D>`, and only `kick` queues
         // it, on `worker`; `manager` gets `run_manager::<D>`.
         try_pin_init!(Self {
@@ -249,6 +261,7 @@ impl<D: Drain> DrainWorker<D> {
             kicked: Atomic::new(false),
             start_failed: Atomic::new(false),
             name,
+            cpu,
             data,
         })
     }
@@ -313,7 +326,7 @@ impl<D: Drain> DrainWorker<D> {
         // SAFETY: The worker has no thread (`phase` is not `Running`), and
         // the new one is kept in `self.thread`, stopped before `worker`
         // goes (type invariant).
-        match unsafe { WorkerThread::start(&self.worker, &self.name) } {
+        match unsafe { WorkerThread::start(&self.worker, &self.name, self.cpu) } {
             Ok(new) => {
                 *thread = Some(new);
                 self.start_failed.store(false, Relaxed);
@@ -363,7 +376,7 @@ impl<D: Drain> PinnedDrop for DrainWorker<D> {
         // while they have input queued; if something were, drain it.
         if thread.is_none() && self.worker.has_work() {
             // SAFETY: No thread, and the new one is stopped below.
-            match unsafe { WorkerThread::start(&self.worker, &self.name) } {
+            match unsafe { WorkerThread::start(&self.worker, &self.name, self.cpu) } {
                 Ok(new) => *thread = Some(new),
                 Err(_) => pr_err!("cannot drain a worker going away\n"),
             }

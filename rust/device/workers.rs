@@ -98,7 +98,7 @@ pub(super) fn new_worker(index: u32, queue: u32) -> Result<WorkerBox> {
         0 => kernel::str::CString::try_from_fmt(fmt!("loop{index}"))?,
         _ => kernel::str::CString::try_from_fmt(fmt!("loop{index}.{queue}"))?,
     };
-    KBox::try_pin_init(DrainWorker::new(name, PendingList::new()), GFP_KERNEL)
+    KBox::try_pin_init(DrainWorker::new(name, None, PendingList::new()), GFP_KERNEL)
 }
 
 /// Starts the workers that the first `nr` hardware queues of device
