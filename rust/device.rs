@@ -52,7 +52,7 @@ use kernel::{
     sync::{atomic::Atomic, Arc, SetOnce, SpinLock},
 };
 use state::{Config, State};
-use workers::{new_worker, start_workers, WorkerBox};
+use workers::{cpu_slots, new_worker, start_workers, CpuSlot, WorkerBox, NO_CPU};
 
 /// What a device needs of the set of devices it belongs to.
 pub(crate) trait DeviceSet: Send + Sync {
@@ -92,6 +92,11 @@ pub(crate) struct LoopDevice {
     /// thread only while its queue has work, so one whose queue is gone
     /// costs no thread.
     more_workers: KVec<SetOnce<WorkerBox>>,
+    /// Per possible CPU, its requests in flight and the worker for those
+    /// that come alone (see [`workers`]).
+    cpus: KVec<CpuSlot>,
+    /// The CPU whose worker was last found missing, or [`NO_CPU`].
+    cpu_worker_wanted: Atomic<u32>,
     /// The NOWAIT fast path is enabled (`nowait=1` when created).
     nowait: bool,
     /// `nowait.read` and `nowait.write` of the target in `io`: copies,
@@ -135,6 +140,7 @@ impl LoopDevice {
             more_workers.push(SetOnce::new(), GFP_KERNEL)?;
         }
         start_workers(index, &more_workers, nr_hw_queues)?;
+        let cpus = cpu_slots()?;
         Arc::pin_init(
             try_pin_init!(Self {
                 index,
@@ -146,6 +152,8 @@ impl LoopDevice {
                 io <- new_spinlock!(None),
                 first_worker,
                 more_workers,
+                cpus,
+                cpu_worker_wanted: Atomic::new(NO_CPU),
                 nowait,
                 nowait_reads: Atomic::new(false),
                 nowait_writes: Atomic::new(false),

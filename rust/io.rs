@@ -22,7 +22,9 @@
 //!
 //! Requests reach the worker in batches: `queue_rq` only adds to a
 //! lock-free list, and blk-mq's `is_last`/`commit_rqs` say when to wake
-//! the worker, which then submits the whole batch under one plug.
+//! the worker, which then submits the whole batch under one plug. A
+//! request that comes alone goes to its CPU's worker instead, kicked at
+//! once (see [`worker_for`]).
 //!
 //! Every request ends exactly once: it is owned by one `Request` token at a
 //! time, which `complete()` finally consumes. A token dropped by mistake
@@ -44,6 +46,7 @@ use crate::{
     submitter::SubmitterScope,
 };
 use kernel::{
+    cpu::CpuId,
     fs::File,
     prelude::*,
     sync::{
@@ -64,6 +67,12 @@ pub(crate) struct LoopCmd {
     /// too deeply nested where the I/O ended. Touched only by the
     /// request's owner.
     completion_deferred: Atomic<bool>,
+    /// The CPU that submitted the request, which counts it in flight
+    /// until it ends. Touched only by the request's owner.
+    submit_cpu: Atomic<u32>,
+    /// The request came alone: the last of its batch, and the only one of
+    /// its CPU in flight. If it must block, that CPU's worker takes it.
+    alone: Atomic<bool>,
 }
 
 impl_request_field!(LoopOps, LoopCmd, node: RequestListNode);
@@ -80,16 +89,28 @@ impl Operations for LoopOps {
             io: FileIo::new(),
             bvecs: BvecTable::new(),
             completion_deferred: Atomic::new(false),
+            submit_cpu: Atomic::new(0),
+            alone: Atomic::new(false),
         })
     }
 
     fn queue_rq(dev: ArcBorrow<'_, LoopDevice>, rq: Request<Self>, is_last: bool) {
         let worker = dev.worker(rq.hw_queue());
-        let rq = if !dev.accepts_io() {
+        if !dev.accepts_io() {
             // Not bound (loop.c's queue_rq returns BLK_STS_IOERR).
             rq.end(Status::ioerr());
-            None
-        } else if dev.nowait_allows(rq.op())
+            if is_last {
+                kick_if_pending(worker);
+            }
+            return;
+        }
+        // Counted until it ends. The task may move to another CPU at once:
+        // the count is a hint.
+        let cpu = CpuId::current();
+        let only_one = dev.request_started(cpu);
+        rq.data().submit_cpu.store(cpu.as_u32(), Relaxed);
+        rq.data().alone.store(is_last && only_one, Relaxed);
+        let rq = if dev.nowait_allows(rq.op())
             && worker.data().nowait_attempts() < MAX_NOWAIT_ATTEMPTS
         {
             submit_nowait(&dev, worker.data(), rq)
@@ -97,7 +118,12 @@ impl Operations for LoopOps {
             Some(rq)
         };
         if let Some(rq) = rq {
-            worker.data().push(rq);
+            let (target, per_cpu) = worker_for(&dev, &rq);
+            // A CPU's worker takes requests that come alone: no batch to
+            // wait for.
+            if target.data().push(rq) && per_cpu {
+                target.kick();
+            }
         }
         if is_last {
             kick_if_pending(worker);
@@ -162,13 +188,31 @@ fn end_request(rq: Request<LoopOps>) {
     };
     match completion {
         completion::Completion::Resubmit => hand_to_worker(rq),
-        completion::Completion::Done(Ok(())) => rq.end(Status::OK),
-        completion::Completion::Done(Err(e)) => rq.end(Status::from_errno(e.to_errno())),
-        completion::Completion::RetryRest(done) => rq.requeue_rest(done),
+        completion::Completion::Done(Ok(())) => end(rq, Status::OK),
+        completion::Completion::Done(Err(e)) => end(rq, Status::from_errno(e.to_errno())),
+        completion::Completion::RetryRest(done) => {
+            // `queue_rq` counts the rest again.
+            uncount(&rq);
+            rq.requeue_rest(done);
+        }
         completion::Completion::ZeroFillAndFail => {
             rq.zero_fill();
-            rq.end(Status::ioerr());
+            end(rq, Status::ioerr());
         }
+    }
+}
+
+/// Ends `rq`, which `queue_rq` counted in flight, with `status`.
+fn end(rq: Request<LoopOps>, status: Status) {
+    uncount(&rq);
+    rq.end(status);
+}
+
+/// Stops counting `rq` in flight: before it ends, so that its submitter,
+/// woken by the end, finds it gone.
+fn uncount(rq: &Request<LoopOps>) {
+    if let Some(cpu) = CpuId::from_u32(rq.data().submit_cpu.load(Relaxed)) {
+        rq.queue_data().request_ended(cpu);
     }
 }
 
@@ -180,11 +224,32 @@ fn hand_to_worker(rq: Request<LoopOps>) {
     // last drop here, maybe in IRQ, would stop the worker.
     let queue = rq.queue_ref();
     let dev = queue.queue_data();
-    let worker = dev.worker(rq.hw_queue());
+    let (worker, _) = worker_for(&dev, &rq);
     // A list that held requests was kicked, or will be at the end of its
     // batch.
     if worker.data().push(rq) {
         worker.kick();
+    }
+}
+
+/// The worker to take `rq`, and whether it is a CPU's: the worker of the
+/// CPU that `rq` came alone from, if it is made and has nothing queued,
+/// so that a submitter waiting for one request is not woken from another
+/// CPU (see [`crate::device`]'s `workers`); its queue's worker otherwise.
+/// Either may be busy with a request it took: both run one at a time.
+fn worker_for<'a>(
+    dev: &'a LoopDevice,
+    rq: &Request<LoopOps>,
+) -> (&'a DrainWorker<PendingList>, bool) {
+    let data = rq.data();
+    let cpu_worker = Some(data)
+        .filter(|data| data.alone.load(Relaxed))
+        .and_then(|data| CpuId::from_u32(data.submit_cpu.load(Relaxed)))
+        .and_then(|cpu| dev.cpu_worker(cpu))
+        .filter(|w| w.data().is_empty());
+    match cpu_worker {
+        Some(worker) => (worker, true),
+        None => (dev.worker(rq.hw_queue()), false),
     }
 }
 
@@ -208,7 +273,13 @@ impl Drain for PendingList {
                     end_or_defer(rq);
                     continue;
                 }
-                let target = target.get_or_insert_with(|| rq.queue_data().io_target());
+                let target = target.get_or_insert_with(|| {
+                    // Once a batch: a CPU's worker that a request found
+                    // missing is made here, where sleeping is allowed.
+                    let dev = rq.queue_data();
+                    dev.make_wanted_cpu_worker();
+                    dev.io_target()
+                });
                 handle_request(rq, target.as_ref());
             }
         });
@@ -232,7 +303,7 @@ fn handle_request(rq: Request<LoopOps>, target: Option<&IoTarget>) {
     // none should be, as the last opener's I/O has ended (loop.c assumes
     // so, and would use the file it dropped).
     let Some(target) = target else {
-        rq.end(Status::ioerr());
+        end(rq, Status::ioerr());
         return;
     };
     // What the backing file does for it is charged to the submitter's

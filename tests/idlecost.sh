@@ -33,7 +33,7 @@ ko=${RLOOP_KO:-$root/rloop.ko}
 idle_wait=12
 
 settle() { udevadm settle --timeout=60 2>/dev/null || true; }
-threads() { cat /proc/[0-9]*/comm 2>/dev/null | grep -cE '^loop[0-9]+(\.[0-9]+)?$' || true; }
+threads() { cat /proc/[0-9]*/comm 2>/dev/null | grep -cE '^loop[0-9]+([./][0-9]+)?$' || true; }
 meminfo() { awk -v k="$1:" '$1 == k { print $2 }' /proc/meminfo; }
 mem_kib() { echo $(($(meminfo Slab) + $(meminfo VmallocUsed) + $(meminfo Percpu))); }
 

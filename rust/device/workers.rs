@@ -1,7 +1,15 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! The workers of a device, one per hardware queue. Each has a thread
-//! only while its queue has work (see `kthread::DrainWorker`).
+//! The workers of a device: one per hardware queue, and one per CPU for
+//! requests that come alone. Each has a thread only while it has work
+//! (see `kthread::DrainWorker`).
+//!
+//! A request that must block, and is the only one of its CPU in flight,
+//! is handed to the worker of the CPU that submitted it: that thread prefers the CPU, so it
+//! is woken there, without an IPI, and the submitter, which waits, is
+//! woken there too when the I/O ends. A queue's worker runs wherever the
+//! scheduler puts it, which suits a batch: on another CPU, it submits
+//! while the submitter queues more.
 
 use super::{LoopDevice, LoopOps};
 use crate::{
@@ -9,6 +17,7 @@ use crate::{
     kthread::DrainWorker,
 };
 use kernel::{
+    cpu::CpuId,
     prelude::*,
     sync::{
         atomic::{ordering::Relaxed, Atomic},
@@ -55,7 +64,8 @@ impl PendingList {
         self.list.push(rq)
     }
 
-    /// Whether nothing is pending.
+    /// Whether nothing is pending. A request the worker has taken may
+    /// still be under way.
     pub(crate) fn is_empty(&self) -> bool {
         self.list.is_empty()
     }
@@ -84,11 +94,127 @@ impl LoopDevice {
         }
     }
 
-    /// Every worker started so far.
+    /// Counts a request submitted from `cpu`, until [`Self::request_ended`].
+    /// Returns whether it is alone: the only one of that CPU in flight,
+    /// and the CPU has not been seen with more than one lately.
+    pub(crate) fn request_started(&self, cpu: CpuId) -> bool {
+        let Some(slot) = self.cpus.get(cpu.as_u32() as usize) else {
+            return false;
+        };
+        if slot.in_flight.fetch_add(1, Relaxed) != 0 {
+            slot.deep_for.store(DEEP_REQUESTS, Relaxed);
+            return false;
+        }
+        // Written by this CPU's submitters, which a move to another CPU
+        // may race: a lost update only shortens or lengthens a hint.
+        match slot.deep_for.load(Relaxed) {
+            0 => true,
+            left => {
+                slot.deep_for.store(left - 1, Relaxed);
+                false
+            }
+        }
+    }
+
+    /// A request that [`Self::request_started`] counted for `cpu` ends, or
+    /// is requeued, which submits it again.
+    pub(crate) fn request_ended(&self, cpu: CpuId) {
+        if let Some(slot) = self.cpus.get(cpu.as_u32() as usize) {
+            slot.in_flight.add(-1, Relaxed);
+        }
+    }
+
+    /// The worker of CPU `cpu`, if made. If not, asks the next worker to
+    /// run to make it ([`Self::make_wanted_cpu_worker`]).
+    pub(crate) fn cpu_worker(&self, cpu: CpuId) -> Option<&DrainWorker<PendingList>> {
+        let slot = self.cpus.get(cpu.as_u32() as usize)?;
+        let worker = slot.worker.as_ref();
+        if worker.is_none() {
+            self.cpu_worker_wanted.store(cpu.as_u32(), Relaxed);
+        }
+        worker.map(|w| &**w)
+    }
+
+    /// Makes the CPU worker that [`Self::cpu_worker`] last found missing,
+    /// if any. Sleeps. On failure the CPU's requests keep going to their
+    /// queue's worker, and the next request asks again.
+    pub(crate) fn make_wanted_cpu_worker(&self) {
+        // Read before it is taken: every batch of every worker looks.
+        if self.cpu_worker_wanted.load(Relaxed) == NO_CPU {
+            return;
+        }
+        let cpu = self.cpu_worker_wanted.xchg(NO_CPU, Relaxed);
+        let Some(slot) = self.cpus.get(cpu as usize) else {
+            return;
+        };
+        if slot.worker.as_ref().is_some() {
+            return;
+        }
+        // The CPU was valid when asked for; so it stays.
+        let Some(cpu) = CpuId::from_u32(cpu) else {
+            return;
+        };
+        if let Ok(worker) = new_cpu_worker(self.index, cpu) {
+            // Only the worker that took the request makes it; a lost
+            // race would only drop the new one.
+            slot.worker.populate(worker);
+        }
+    }
+
+    /// Every worker made so far.
     pub(super) fn workers(&self) -> impl Iterator<Item = &DrainWorker<PendingList>> {
         let more = self.more_workers.iter().filter_map(SetOnce::as_ref);
-        Iterator::chain(core::iter::once(&self.first_worker), more).map(|w| &**w)
+        let per_cpu = self.cpus.iter().filter_map(|slot| slot.worker.as_ref());
+        let queues = Iterator::chain(core::iter::once(&self.first_worker), more);
+        Iterator::chain(queues, per_cpu).map(|w| &**w)
     }
+}
+
+/// What a device keeps for each possible CPU: a cache line each, as the
+/// CPUs count their requests in flight at once.
+#[repr(align(64))]
+pub(super) struct CpuSlot {
+    /// The worker for requests that come alone from the CPU: made when
+    /// first wanted, kept until the device goes.
+    worker: SetOnce<WorkerBox>,
+    /// Requests submitted from the CPU and not ended yet: how a request
+    /// knows that it came alone. A hint, read and written relaxed.
+    in_flight: Atomic<i32>,
+    /// Requests still to come from the CPU that do not count as alone,
+    /// since it was last seen submitting more than one at a time.
+    deep_for: Atomic<u32>,
+}
+
+/// How many requests of a CPU after it was seen deep do not count as
+/// alone: a submitter at depth has requests in flight most of the time,
+/// and this bridges the moments it has none.
+const DEEP_REQUESTS: u32 = 64;
+
+/// [`LoopDevice::cpu_worker_wanted`]: no CPU's worker is wanted.
+pub(super) const NO_CPU: u32 = u32::MAX;
+
+/// A slot per possible CPU, no worker made yet.
+pub(super) fn cpu_slots() -> Result<KVec<CpuSlot>> {
+    let nr = kernel::cpu::nr_cpu_ids() as usize;
+    let mut slots = KVec::with_capacity(nr, GFP_KERNEL)?;
+    for _ in 0..nr {
+        let slot = CpuSlot {
+            worker: SetOnce::new(),
+            in_flight: Atomic::new(0),
+            deep_for: Atomic::new(0),
+        };
+        slots.push(slot, GFP_KERNEL)?;
+    }
+    Ok(slots)
+}
+
+/// The worker of CPU `cpu` for device `index`; its thread prefers `cpu`.
+fn new_cpu_worker(index: u32, cpu: CpuId) -> Result<WorkerBox> {
+    let name = kernel::str::CString::try_from_fmt(fmt!("loop{index}/{}", cpu.as_u32()))?;
+    KBox::try_pin_init(
+        DrainWorker::new(name, Some(cpu), PendingList::new()),
+        GFP_KERNEL,
+    )
 }
 
 /// A worker for hardware queue `queue` of device `index`.

@@ -32,7 +32,7 @@ case_multiple_hw_queues() {
 	assert_eq "${expected_queues# }" "$(ls /sys/block/loop0/mq | sort -n | tr '\n' ' ' | sed 's/ $//')" "hardware queues"
 	# shellcheck disable=SC2009 # names only, one a line, as the expected list has them
 	assert_eq "" \
-		"$(ps -eo comm | grep -E '^loop0(\.[0-9]+)?$' | sort | tr '\n' ' ' | sed 's/ $//')" "worker threads before any I/O"
+		"$(ps -eo comm | grep -E '^loop0([./][0-9]+)?$' | sort | tr '\n' ' ' | sed 's/ $//')" "worker threads before any I/O"
 	mk_fs_on_brd xfs
 	truncate -s 64M "$FSDIR/a" "$FSDIR/b"
 	losetup --direct-io=on /dev/loop0 "$FSDIR/a"
@@ -163,30 +163,36 @@ case_hw_queues_per_device() {
 	unload_rloop
 }
 
-# The thread of device $1's first worker and its CPU time so far, in ns:
-# "PID NS", or "0 0" while it has none (it starts on the first request
-# and stops once idle).
+# The threads of device $1's workers, its queues' and its CPUs', each
+# with its CPU time so far, in ns: "PID:NS" words, none while it has no
+# thread (a worker's starts on its first request and stops once idle).
 worker_cpu_ns() {
-	local pid
-	pid=$(pgrep -x "$1") || { echo "0 0"; return; }
-	if [ -r "/proc/$pid/schedstat" ]; then
-		echo "$pid $(cut -d' ' -f1 "/proc/$pid/schedstat")"
-	else
-		echo "$pid $(awk -v hz="$(getconf CLK_TCK)" '{ printf "%.0f\n", ($14 + $15) * 1e9 / hz }' "/proc/$pid/stat")"
-	fi
+	local pid ns
+	for pid in $(pgrep -x "$1([./][0-9]+)?"); do
+		if [ -r "/proc/$pid/schedstat" ]; then
+			ns=$(cut -d' ' -f1 "/proc/$pid/schedstat" 2>/dev/null)
+		else
+			ns=$(awk -v hz="$(getconf CLK_TCK)" '{ printf "%.0f\n", ($14 + $15) * 1e9 / hz }' "/proc/$pid/stat" 2>/dev/null)
+		fi
+		[ -z "$ns" ] || printf '%s:%s ' "$pid" "$ns"
+	done
+	echo
 }
 
-# worker_cpu_since "PID NS" DEV: the CPU time, in ns, of device DEV's
-# first worker since worker_cpu_ns gave "PID NS"; a thread started since
+# worker_cpu_since "PID:NS ..." DEV: the CPU time, in ns, of device DEV's
+# workers since worker_cpu_ns gave "PID:NS ..."; a thread started since
 # counts from its start.
 worker_cpu_since() {
-	local now
+	local now w o old total=0
 	now=$(worker_cpu_ns "$2")
-	if [ "${now% *}" = "${1% *}" ]; then
-		echo $((${now#* } - ${1#* }))
-	else
-		echo "${now#* }"
-	fi
+	for w in $now; do
+		old=0
+		for o in $1; do
+			[ "${o%%:*}" != "${w%%:*}" ] || old=${o#*:}
+		done
+		total=$((total + ${w#*:} - old))
+	done
+	echo $total
 }
 
 # nowait=1 (the default, named so that RLOOP_TEST_RLOOP_PARAMS=nowait=0
@@ -396,6 +402,39 @@ case_nowait_not_on_kblockd() {
 		fail "the rest was tried in a workqueue worker: $rest"
 	fi
 	assert_match "^ *loop0-" "$rest" "the rest's reader"
+	losetup -d /dev/loop0
+	unload_rloop
+}
+
+# A request that must block and comes alone, as a synchronous reader's
+# do, is served by the worker of the CPU it came from, whose thread
+# prefers that CPU: then neither the worker nor the reader is woken from
+# another CPU. Buffered reads of a cold file, one at a time, from a reader
+# on CPU 1: the queue's worker serves the first and makes CPU 1's worker,
+# which serves the rest. Worker CPU time shows which served them.
+case_cpu_worker_serves_lone_requests() {
+	[ "$(nproc)" -ge 2 ] || fail "the VM needs 2 CPUs for this case"
+	load_rloop max_loop=1
+	mk_fs_on_brd xfs
+	head -c 16M /dev/urandom >"$FSDIR/img"
+	losetup --direct-io=off /dev/loop0 "$FSDIR/img"
+	settle
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+	local before after pid allowed own total
+	before=$(worker_cpu_ns loop0)
+	fio --name=lone --filename=/dev/loop0 --ioengine=psync --direct=1 --rw=randread --bs=4k \
+		--number_ios="$(by_tier 512 2048)" --size=16M --norandommap --cpus_allowed=1 \
+		--output="$RLOOP_CASE_DIR/fio-lone.txt" || fail "fio randread from CPU 1"
+	after=$(worker_cpu_ns loop0)
+	pid=$(pgrep -x 'loop0/1') || fail "no thread loop0/1 after reads from CPU 1 (workers: $after)"
+	allowed=$(awk '/^Cpus_allowed_list/ { print $2 }' "/proc/$pid/status")
+	assert_eq 1 "$allowed" "the CPUs loop0/1 may run on"
+	own=$(worker_cpu_since "$(tr ' ' '\n' <<<"$before" | grep "^$pid:" || true)" loop0/1)
+	total=$(worker_cpu_since "$before" loop0)
+	echo "cold buffered reads from CPU 1, worker CPU: loop0/1 $((own / 1000)) us of $((total / 1000)) us"
+	[ $((own * 2)) -gt "$total" ] || fail "CPU 1's worker served less than half of the reads' work"
+	cmp /dev/loop0 "$FSDIR/img" || fail "data read through loop0"
 	losetup -d /dev/loop0
 	unload_rloop
 }

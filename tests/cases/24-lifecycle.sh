@@ -151,7 +151,7 @@ case_idle_devices_own_no_thread() {
 wait_worker_stopped() {
 	local _
 	for _ in $(seq 1 150); do
-		grep -qE "^$1(\.[0-9]+)?\$" /proc/[0-9]*/comm 2>/dev/null || return 0
+		grep -qE "^$1([./][0-9]+)?\$" /proc/[0-9]*/comm 2>/dev/null || return 0
 		sleep 0.1
 	done
 	fail "$1's worker thread still runs 15 s after its last I/O"
