@@ -167,8 +167,13 @@ case_hw_queues_per_device() {
 # with its CPU time so far, in ns: "PID:NS" words, none while it has no
 # thread (a worker's starts on its first request and stops once idle).
 worker_cpu_ns() {
-	local pid ns
-	for pid in $(pgrep -x "$1([./][0-9]+)?"); do
+	local comm name pid ns
+	# Not pgrep, which found none of them at times in the guest.
+	for comm in /proc/[0-9]*/comm; do
+		read -r name <"$comm" 2>/dev/null || continue
+		[[ $name =~ ^$1([./][0-9]+)?$ ]] || continue
+		pid=${comm#/proc/}
+		pid=${pid%/comm}
 		if [ -r "/proc/$pid/schedstat" ]; then
 			ns=$(cut -d' ' -f1 "/proc/$pid/schedstat" 2>/dev/null)
 		else
@@ -183,9 +188,14 @@ worker_cpu_ns() {
 # workers since worker_cpu_ns gave "PID:NS ..."; a thread started since
 # counts from its start.
 worker_cpu_since() {
-	local now w o old total=0
-	now=$(worker_cpu_ns "$2")
-	for w in $now; do
+	worker_cpu_delta "$1" "$(worker_cpu_ns "$2")"
+}
+
+# worker_cpu_delta "PID:NS ..." "PID:NS ...": the CPU time, in ns, gained
+# from the first sample of worker_cpu_ns to the second.
+worker_cpu_delta() {
+	local w o old total=0
+	for w in $2; do
 		old=0
 		for o in $1; do
 			[ "${o%%:*}" != "${w%%:*}" ] || old=${o#*:}
@@ -407,35 +417,44 @@ case_nowait_not_on_kblockd() {
 	unload_rloop
 }
 
-# A request that must block and comes alone, as a synchronous reader's
+# A request that must block and comes alone, as a synchronous writer's
 # do, is served by the worker of the CPU it came from, whose thread
-# prefers that CPU: then neither the worker nor the reader is woken from
-# another CPU. Buffered reads of a cold file, one at a time, from a reader
-# on CPU 1: the queue's worker serves the first and makes CPU 1's worker,
-# which serves the rest. Worker CPU time shows which served them.
+# prefers that CPU: then neither the worker nor the writer is woken from
+# another CPU. Buffered writes to a file on ext4, which takes none under
+# NOWAIT (no FOP_BUFFER_WASYNC), so that every one needs a worker, one at
+# a time from a writer on CPU 1: the queue's worker serves the first and
+# makes CPU 1's worker, which serves the rest. Worker CPU time shows
+# which served them.
 case_cpu_worker_serves_lone_requests() {
 	[ "$(nproc)" -ge 2 ] || fail "the VM needs 2 CPUs for this case"
 	load_rloop max_loop=1
-	mk_fs_on_brd xfs
-	head -c 16M /dev/urandom >"$FSDIR/img"
+	mk_fs_on_brd ext4
+	truncate -s 16M "$FSDIR/img"
 	losetup --direct-io=off /dev/loop0 "$FSDIR/img"
 	settle
-	sync
-	echo 3 >/proc/sys/vm/drop_caches
-	local before after pid allowed own total
+	local before after mine pid allowed own total
 	before=$(worker_cpu_ns loop0)
-	fio --name=lone --filename=/dev/loop0 --ioengine=psync --direct=1 --rw=randread --bs=4k \
-		--number_ios="$(by_tier 512 2048)" --size=16M --norandommap --cpus_allowed=1 \
-		--output="$RLOOP_CASE_DIR/fio-lone.txt" || fail "fio randread from CPU 1"
+	fio --name=lone --filename=/dev/loop0 --ioengine=psync --direct=1 --rw=randwrite --bs=4k \
+		--number_ios="$(by_tier 1024 4096)" --size=16M --norandommap --cpus_allowed=1 \
+		--output="$RLOOP_CASE_DIR/fio-lone.txt" || fail "fio randwrite from CPU 1"
+	# One sample of each, right away: a worker's thread stops 5 to 10 s
+	# after its last request.
 	after=$(worker_cpu_ns loop0)
-	pid=$(pgrep -x 'loop0/1') || fail "no thread loop0/1 after reads from CPU 1 (workers: $after)"
+	mine=$(worker_cpu_ns loop0/1)
+	pid=${mine%%:*}
+	[ -n "$pid" ] || fail "no thread loop0/1 after writes from CPU 1 (workers: $after)"
 	allowed=$(awk '/^Cpus_allowed_list/ { print $2 }' "/proc/$pid/status")
+	echo "workers before: $before; after: $after; loop0/1: $mine (CPUs $allowed)"
 	assert_eq 1 "$allowed" "the CPUs loop0/1 may run on"
-	own=$(worker_cpu_since "$(tr ' ' '\n' <<<"$before" | grep "^$pid:" || true)" loop0/1)
-	total=$(worker_cpu_since "$before" loop0)
-	echo "cold buffered reads from CPU 1, worker CPU: loop0/1 $((own / 1000)) us of $((total / 1000)) us"
-	[ $((own * 2)) -gt "$total" ] || fail "CPU 1's worker served less than half of the reads' work"
-	cmp /dev/loop0 "$FSDIR/img" || fail "data read through loop0"
+	own=$(worker_cpu_delta "$before" "$mine")
+	total=$(worker_cpu_delta "$before" "$after")
+	echo "buffered writes to ext4 from CPU 1, worker CPU: loop0/1 $((own / 1000)) us of $((total / 1000)) us"
+	[ "$total" -gt 0 ] || fail "no worker ran for the writes"
+	[ $((own * 2)) -gt "$total" ] || fail "CPU 1's worker served less than half of the writes' work"
+	# What was written reads back the same through the device.
+	fio --name=lone --filename=/dev/loop0 --ioengine=psync --direct=1 --rw=randwrite --bs=4k \
+		--size=2M --verify=crc32c --verify_state_save=0 --verify_fatal=1 --do_verify=1 \
+		--cpus_allowed=1 --output="$RLOOP_CASE_DIR/fio-verify.txt" || fail "fio verify from CPU 1"
 	losetup -d /dev/loop0
 	unload_rloop
 }
