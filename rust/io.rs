@@ -17,14 +17,18 @@
 //!     │                                   ▼
 //!     │        result in the PDU ──► complete(), where the I/O ended: end or requeue
 //!     │                                   ▲
-//!     └─ `nowait=1` (default): read/write with IOCB_NOWAIT (-EAGAIN: to the list)
+//!     └─ `nowait=1` (default): read/write with IOCB_NOWAIT (-EAGAIN: to the list),
+//!        unless its submitter keeps a queue: then to the list too
 //! ```
 //!
 //! Requests reach the worker in batches: `queue_rq` only adds to a
 //! lock-free list, and blk-mq's `is_last`/`commit_rqs` say when to wake
 //! the worker, which then submits the whole batch under one plug. A
 //! request that comes alone goes to its CPU's worker instead, kicked at
-//! once (see [`worker_for`]).
+//! once (see [`worker_for`]). A submitter that keeps a queue has its reads
+//! and writes go to the queue's worker even where the fast path would
+//! serve them, which then submits on another CPU while the submitter sends
+//! more (see `PendingList::wants_worker`).
 //!
 //! Every request ends exactly once: it is owned by one `Request` token at a
 //! time, which `complete()` finally consumes. A token dropped by mistake
@@ -37,7 +41,7 @@ use crate::{
     },
     cgroup::ChargeScope,
     completion, cpu_nesting,
-    device::{IoTarget, LoopDevice, LoopOps, PendingList},
+    device::{Arrival, IoTarget, LoopDevice, LoopOps, PendingList},
     file_io::{BackingFile, Falloc},
     kernel_defs::eopnotsupp,
     kiocb::{Direction, FileIo, IoMode},
@@ -47,6 +51,7 @@ use crate::{
 };
 use kernel::{
     cpu::CpuId,
+    current,
     fs::File,
     prelude::*,
     sync::{
@@ -106,12 +111,15 @@ impl Operations for LoopOps {
         }
         // Counted until it ends. The task may move to another CPU at once:
         // the count is a hint.
-        let cpu = CpuId::current();
-        let only_one = dev.request_started(cpu);
+        let (cpu, task) = (CpuId::current(), current!().pid());
+        let arrival = dev.request_started(cpu, task);
         rq.data().submit_cpu.store(cpu.as_u32(), Relaxed);
-        rq.data().alone.store(is_last && only_one, Relaxed);
+        rq.data()
+            .alone
+            .store(is_last && arrival == Arrival::Alone, Relaxed);
         let rq = if dev.nowait_allows(rq.op())
             && worker.data().nowait_attempts() < MAX_NOWAIT_ATTEMPTS
+            && !worker.data().wants_worker(task, arrival)
         {
             submit_nowait(&dev, worker.data(), rq)
         } else {

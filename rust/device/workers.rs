@@ -23,6 +23,7 @@ use kernel::{
         atomic::{ordering::Relaxed, Atomic},
         SetOnce,
     },
+    task::Pid,
 };
 
 /// A hardware queue's requests on their way to its worker: what the
@@ -32,6 +33,9 @@ pub(crate) struct PendingList {
     /// The queue's NOWAIT attempts under way: submitted from `queue_rq`
     /// and not ended yet, in the backing file or its device.
     nowait_attempts: Atomic<i32>,
+    /// The task whose deep requests the worker takes, or [`NO_TASK`] (see
+    /// [`Self::wants_worker`]).
+    deep_task: Atomic<Pid>,
 }
 
 impl PendingList {
@@ -40,6 +44,7 @@ impl PendingList {
         Self {
             list: RequestList::new(),
             nowait_attempts: Atomic::new(0),
+            deep_task: Atomic::new(NO_TASK),
         }
     }
 
@@ -57,6 +62,29 @@ impl PendingList {
     /// may change at once.
     pub(crate) fn nowait_attempts(&self) -> i32 {
         self.nowait_attempts.load(Relaxed)
+    }
+
+    /// Whether a read or write that task `task` sent as `arrival` goes to
+    /// this queue's worker rather than being tried in the
+    /// submitter. A deep submitter gains from the worker, which submits on
+    /// another CPU while it sends more; but the worker is one thread, so it
+    /// takes the deep requests of one task at a time, until another finds
+    /// it caught up. Those of other tasks are tried in their submitters,
+    /// as are those of a task that waits for each.
+    pub(crate) fn wants_worker(&self, task: Pid, arrival: Arrival) -> bool {
+        let holder = self.deep_task.load(Relaxed);
+        match arrival {
+            Arrival::Alone | Arrival::Probe => {
+                if holder == task {
+                    self.deep_task.store(NO_TASK, Relaxed);
+                }
+                arrival == Arrival::Probe
+            }
+            Arrival::Deep if holder == task => true,
+            Arrival::Deep => {
+                self.is_empty() && self.deep_task.cmpxchg(holder, task, Relaxed).is_ok()
+            }
+        }
     }
 
     /// Adds `rq`. Returns whether the list was empty.
@@ -94,24 +122,40 @@ impl LoopDevice {
         }
     }
 
-    /// Counts a request submitted from `cpu`, until [`Self::request_ended`].
-    /// Returns whether it is alone: the only one of that CPU in flight,
-    /// and the CPU has not been seen with more than one lately.
-    pub(crate) fn request_started(&self, cpu: CpuId) -> bool {
+    /// Counts a request that task `task` submitted from `cpu`, until
+    /// [`Self::request_ended`], and says how it arrived.
+    pub(crate) fn request_started(&self, cpu: CpuId, task: Pid) -> Arrival {
         let Some(slot) = self.cpus.get(cpu.as_u32() as usize) else {
-            return false;
+            return Arrival::Deep;
         };
-        if slot.in_flight.fetch_add(1, Relaxed) != 0 {
-            slot.deep_for.store(DEEP_REQUESTS, Relaxed);
-            return false;
+        match slot.in_flight.fetch_add(1, Relaxed) {
+            0 => slot.first_task.store(task, Relaxed),
+            // Its submitter sent it before an earlier one ended. That of
+            // another task, which ran while the first waited, says nothing
+            // of either.
+            _ if slot.first_task.load(Relaxed) == task => {
+                slot.deep_for.store(DEEP_REQUESTS, Relaxed);
+                return Arrival::Deep;
+            }
+            _ => {}
         }
         // Written by this CPU's submitters, which a move to another CPU
         // may race: a lost update only shortens or lengthens a hint.
         match slot.deep_for.load(Relaxed) {
-            0 => true,
+            0 => {}
             left => {
                 slot.deep_for.store(left - 1, Relaxed);
-                false
+                return Arrival::Deep;
+            }
+        }
+        match slot.alone_since_probe.load(Relaxed) {
+            n if n + 1 >= PROBE_INTERVAL => {
+                slot.alone_since_probe.store(0, Relaxed);
+                Arrival::Probe
+            }
+            n => {
+                slot.alone_since_probe.store(n + 1, Relaxed);
+                Arrival::Alone
             }
         }
     }
@@ -181,14 +225,43 @@ pub(super) struct CpuSlot {
     /// knows that it came alone. A hint, read and written relaxed.
     in_flight: Atomic<i32>,
     /// Requests still to come from the CPU that do not count as alone,
-    /// since it was last seen submitting more than one at a time.
+    /// since a task was last seen submitting more than one at a time.
     deep_for: Atomic<u32>,
+    /// Requests that came alone from the CPU since the last probe.
+    alone_since_probe: Atomic<u32>,
+    /// The task that sent the first of the CPU's requests in flight.
+    first_task: Atomic<Pid>,
+}
+
+/// How a request arrived, by the count of its CPU's requests in flight.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Arrival {
+    /// The only one of its CPU in flight, or the others are another
+    /// task's, and the CPU has not been deep lately: its submitter waits
+    /// for it.
+    Alone,
+    /// Alone, and picked to go through a worker: whether the submitter
+    /// sends more while it is under way shows whether it waits for it. A
+    /// request that a RAM disk or the page cache serves inline is over
+    /// before the next comes, so the count alone cannot see that.
+    Probe,
+    /// Its CPU has had two of one task's requests in flight within its
+    /// last [`DEEP_REQUESTS`]: its submitter keeps a queue.
+    Deep,
 }
 
 /// How many requests of a CPU after it was seen deep do not count as
 /// alone: a submitter at depth has requests in flight most of the time,
 /// and this bridges the moments it has none.
 const DEEP_REQUESTS: u32 = 64;
+
+/// One in this many requests that come alone from a CPU is a probe
+/// ([`Arrival::Probe`]).
+const PROBE_INTERVAL: u32 = 128;
+
+/// [`PendingList::deep_task`]: no task; pid 0 is the idle task's, which
+/// submits no I/O.
+const NO_TASK: Pid = 0;
 
 /// [`LoopDevice::cpu_worker_wanted`]: no CPU's worker is wanted.
 pub(super) const NO_CPU: u32 = u32::MAX;
@@ -202,6 +275,8 @@ pub(super) fn cpu_slots() -> Result<KVec<CpuSlot>> {
             worker: SetOnce::new(),
             in_flight: Atomic::new(0),
             deep_for: Atomic::new(0),
+            alone_since_probe: Atomic::new(0),
+            first_task: Atomic::new(0),
         };
         slots.push(slot, GFP_KERNEL)?;
     }

@@ -212,8 +212,8 @@ worker_cpu_delta() {
 # and overwrites, go through the fast path), and ext4 on rloop on a file of ext4
 # on rloop, the set-up of loop.c's jbd2 BUG, in which the upper file
 # system's plugged I/O enters the fast path (it found the PF_BLOCK_TS
-# bug). How much of fio's I/O bypasses the worker is printed, not
-# asserted.
+# bug). Which reads bypass the worker is asserted from the workers' CPU
+# time, where the two paths differ tenfold or more; the rest is printed.
 case_nowait_fast_path() {
 	if insmod "$RLOOP_KO" nowait=2 2>/dev/null; then
 		rmmod rloop
@@ -225,51 +225,48 @@ case_nowait_fast_path() {
 	truncate -s 64M "$FSDIR/sparse"
 	losetup --direct-io=on /dev/loop0 "$FSDIR/full"
 	losetup --direct-io=on /dev/loop1 "$FSDIR/sparse"
-	losetup --direct-io=off /dev/loop2 "$FSDIR/sparse"
-	local before ios=4096 buffered runs="" most=0 run cpu
-	# The same reads on the direct device, three times (io_uring one SQE
-	# at a time and in batches of 16, libaio in batches of 16), and on the
-	# buffered one, whose worker does every read the page cache cannot
-	# serve: the file was written with O_DIRECT, so at first, most of
-	# them. The fast path must spare
-	# the direct device's worker in every mode:
-	# - a single I/O is issued inside submit_bio() (current->bio_list set),
-	#   which the fast path sets aside;
-	# - a batch is plugged (io_uring plugs more than 2 SQEs, io_submit more
-	#   than 2 iocbs), and blk-mq calls queue_rq from the plug flush. fio
-	#   reaps iodepth_batch_complete_max completions before it refills the
-	#   queue, which defaults to iodepth_batch_complete_min (1): without the
-	#   maximum, only the first fill would be a batch.
+	losetup --direct-io=off /dev/loop2 "$FSDIR/full"
+	local before ios=4096 buffered runs="" most=0 run cpu deep
+	# The same reads on the direct device, one at a time (io_uring, libaio),
+	# and on the buffered one, whose worker does every read the page cache
+	# cannot serve: the file was written with O_DIRECT, so at first, most
+	# of them. A submitter that waits for each read must spare the direct
+	# device's worker in every mode, but for one probe in 128: a single I/O
+	# is issued inside submit_bio() (current->bio_list set), which the
+	# fast path sets aside.
 	read_job() {
-		fio --name=r --filename="$1" --ioengine=io_uring --direct=1 --iodepth=16 \
+		fio --name=r --filename="$1" --ioengine=io_uring --direct=1 --iodepth=1 \
 			--rw=randread --bs=4k --number_ios=$ios --size=64M "${@:3}" \
 			--output="$RLOOP_CASE_DIR/fio-$2.txt" || fail "fio randread ($2)"
 	}
-	losetup -d /dev/loop2
-	losetup --direct-io=off /dev/loop2 "$FSDIR/full"
-	for run in io_uring io_uring-batched libaio-batched; do
+	for run in io_uring libaio; do
 		before=$(worker_cpu_ns loop0)
-		case $run in
-		io_uring) read_job /dev/loop0 $run ;;
-		io_uring-batched)
-			read_job /dev/loop0 $run --iodepth_batch_submit=16 --iodepth_batch_complete_min=1 \
-				--iodepth_batch_complete_max=16 ;;
-		libaio-batched)
-			read_job /dev/loop0 $run --ioengine=libaio --iodepth_batch_submit=16 \
-				--iodepth_batch_complete_min=1 --iodepth_batch_complete_max=16 ;;
-		esac
+		read_job /dev/loop0 $run --ioengine=$run
 		cpu=$(worker_cpu_since "$before" loop0)
 		runs+=" $run=$((cpu / 1000))us"
 		[ "$cpu" -le "$most" ] || most=$cpu
 	done
+	# A submitter that keeps a queue, on the other hand, gets the queue's
+	# worker, which submits on another CPU while it sends more: even on a
+	# RAM disk, where each read is over before the next comes, the probes
+	# show it. Batches of 16: io_uring plugs more than 2 SQEs, and blk-mq
+	# calls queue_rq from the plug flush. fio reaps
+	# iodepth_batch_complete_max completions before it refills the queue,
+	# which defaults to iodepth_batch_complete_min (1): without the
+	# maximum, only the first fill would be a batch.
+	before=$(worker_cpu_ns loop0)
+	read_job /dev/loop0 deep --iodepth=16 --iodepth_batch_submit=16 --iodepth_batch_complete_min=1 \
+		--iodepth_batch_complete_max=16
+	deep=$(worker_cpu_since "$before" loop0)
 	before=$(worker_cpu_ns loop2)
 	read_job /dev/loop2 buffered
 	buffered=$(worker_cpu_since "$before" loop2)
-	echo "$ios reads, worker CPU: direct device:$runs; buffered device: $((buffered / 1000))us"
+	echo "$ios reads, worker CPU: direct device:$runs, deep=$((deep / 1000))us; buffered device: $((buffered / 1000))us"
 	[ "$buffered" -ge 1000000 ] || fail "the buffered device's worker did not serve its reads"
 	# CPU time, not speed: a worker that serves the reads spends about what
 	# the buffered device's does; one that is bypassed, next to nothing.
-	[ $((most * 4)) -lt "$buffered" ] || fail "direct reads went through the worker"
+	[ $((most * 4)) -lt "$buffered" ] || fail "direct reads one at a time went through the worker"
+	[ "$deep" -gt $((most * 4)) ] || fail "the worker did not take a deep submitter's reads"
 	# Overwrites verify, also on the fast path.
 	fio --name=w --filename=/dev/loop0 --ioengine=io_uring --direct=1 --iodepth=16 \
 		--rw=randwrite --bsrange=4k-128k --size="$(by_tier 8M 32M)" --verify=crc32c --verify_state_save=0 --verify_fatal=1 \
@@ -283,14 +280,13 @@ case_nowait_fast_path() {
 	cpu=$(worker_cpu_since "$before" loop1)
 	echo "loop1, writes into holes: the worker ran $((cpu / 1000)) us"
 	# The buffered device once its file is in the page cache: the same
-	# reads, batched, need no worker. Copying from the page cache costs the
+	# reads, one at a time, need no worker. Copying from the page cache costs the
 	# worker less than reading the device, but not a tenth.
 	dd if="$FSDIR/full" of=/dev/null bs=1M status=none
 	before=$(worker_cpu_ns loop2)
-	read_job /dev/loop2 buffered-cached --iodepth_batch_submit=16 --iodepth_batch_complete_min=1 \
-		--iodepth_batch_complete_max=16
+	read_job /dev/loop2 buffered-cached
 	cpu=$(worker_cpu_since "$before" loop2)
-	echo "loop2 (buffered, file cached), $ios batched reads: the worker ran $((cpu / 1000)) us"
+	echo "loop2 (buffered, file cached), $ios reads: the worker ran $((cpu / 1000)) us"
 	[ $((cpu * 10)) -lt "$buffered" ] || fail "reads from the page cache went through the worker"
 	# Buffered overwrites verify; xfs takes those that need no allocation or
 	# time stamp update under NOWAIT, the worker the others.
@@ -337,9 +333,11 @@ case_nowait_fast_path() {
 # plugged batches. The backing device here completes later (null_blk with
 # timer completions, 5 ms: longer than the debug guest takes to issue a
 # request): fio's direct reads at depth 1 never have four under way, and
-# the worker serves none of them; at depth 32 it serves most. Worker CPU time, not speed, shows which path served them;
-# the data verifies in both.
+# the worker serves none of them but the probes; at depth 32 it serves
+# most. iomap's tracepoint shows which task read each; the data verifies
+# in both.
 case_nowait_hands_deep_queues_to_worker() {
+	[ "$(nproc)" -ge 2 ] || fail "the VM needs 2 CPUs for this case"
 	modprobe null_blk nr_devices=1 gb=1 memory_backed=1 irqmode=2 completion_nsec=5000000 ||
 		fail "modprobe null_blk"
 	on_exit "rmmod null_blk"
@@ -354,20 +352,35 @@ case_nowait_hands_deep_queues_to_worker() {
 	fio --name=fill --filename=/dev/loop0 --ioengine=io_uring --direct=1 --iodepth=1 --rw=write \
 		--bs=64k --size=32M --verify=crc32c --verify_state_save=0 --do_verify=0 \
 		--output="$RLOOP_CASE_DIR/fio-fill.txt" || fail "fio fill"
-	local qd ios before cpu=()
+	# iomap's tracepoint names the task of each direct read of the file.
+	local t=/sys/kernel/tracing ev qd trace total worker
+	mountpoint -q $t || mount -t tracefs none $t
+	ev=$t/events/iomap/iomap_dio_rw_begin
+	echo "ino == $(stat -c %i "$FSDIR/img")" >$ev/filter
+	echo 1 >$ev/enable
+	on_exit "echo 0 >$ev/enable; echo 0 >$ev/filter"
+	# On CPU 1, after 256 reads one at a time: a CPU that was seen deep
+	# (the fill's requests, for one) counts as deep for its next 64.
+	fio --name=warm --filename=/dev/loop0 --ioengine=io_uring --direct=1 --iodepth=1 \
+		--rw=randread --bs=4k --number_ios=256 --size=32M --cpus_allowed=1 \
+		--output="$RLOOP_CASE_DIR/fio-warm.txt" || fail "fio warm-up"
 	for qd in 1 32; do
-		ios=$((qd == 1 ? 256 : 2048))
-		# A worker thread still up from the fill or udev's probe may be
-		# stopping: the CPU time counts only from here.
-		before=$(worker_cpu_ns loop0)
+		echo >$t/trace
 		fio --name=r$qd --filename=/dev/loop0 --ioengine=io_uring --direct=1 --iodepth=$qd \
-			--rw=randread --bs=4k --number_ios=$ios --size=32M --norandommap \
+			--rw=randread --bs=4k --number_ios=1024 --size=32M --norandommap --cpus_allowed=1 \
 			--output="$RLOOP_CASE_DIR/fio-qd$qd.txt" || fail "fio randread qd$qd"
-		cpu+=("$(worker_cpu_since "$before" loop0)")
+		trace=$(grep iomap_dio_rw_begin $t/trace || true)
+		total=$(grep -c . <<<"$trace" || true)
+		worker=$(grep -cE "^ *loop0([./][0-9]+)?-" <<<"$trace" || true)
+		echo "1024 direct reads at qd$qd: $total reads of the file, $worker by the workers;" \
+			"by task: $(sed -E 's/^ *(.*)-[0-9]+ +\[.*/\1/' <<<"$trace" | sort | uniq -c | tr -s ' \n' ' ')"
+		[ "$total" -ge 1024 ] || fail "qd$qd: the trace lost reads"
+		case $qd in
+		# The probes, one in 128 of those that come alone.
+		1) [ $((worker * 32)) -le "$total" ] || fail "at depth 1 the worker served reads" ;;
+		32) [ $((worker * 2)) -gt "$total" ] || fail "at depth 32 the worker served less than half" ;;
+		esac
 	done
-	echo "direct reads, worker CPU: 256 at qd1 $((cpu[0] / 1000)) us, 2048 at qd32 $((cpu[1] / 1000)) us"
-	[ "${cpu[0]}" -lt 2000000 ] || fail "at depth 1 the worker served reads"
-	[ "${cpu[1]}" -gt $((cpu[0] + 2000000)) ] || fail "at depth 32 the worker served no reads"
 	# The fill's job again, reading back what it wrote.
 	fio --name=fill --filename=/dev/loop0 --ioengine=io_uring --direct=1 --iodepth=32 --rw=write \
 		--bs=64k --size=32M --verify=crc32c --verify_state_save=0 --verify_only --verify_fatal=1 \
