@@ -38,7 +38,7 @@ mod workers;
 pub(crate) use ops::LoopOps;
 pub(crate) use state::IoTarget;
 pub(crate) use sysfs::ATTRS;
-pub(crate) use workers::{Arrival, PendingList};
+pub(crate) use workers::PendingList;
 
 use crate::{
     blk::AttributeGroup,

@@ -35,13 +35,14 @@
 //! ends its request with an I/O error instead of losing it.
 
 use crate::{
+    arrival::Arrival,
     blk::{
         bvec::BvecTable, impl_request_field, with_plug, Op, Operations, Request, RequestListNode,
         Status,
     },
     cgroup::ChargeScope,
     completion, cpu_nesting,
-    device::{Arrival, IoTarget, LoopDevice, LoopOps, PendingList},
+    device::{IoTarget, LoopDevice, LoopOps, PendingList},
     file_io::{BackingFile, Falloc},
     kernel_defs::eopnotsupp,
     kiocb::{Direction, FileIo, IoMode},

@@ -13,6 +13,7 @@
 //! logic, also tested on the host: `capacity`, `completion`, `dio`,
 //! `hw_queues`, `uapi`.
 
+mod arrival;
 mod blk;
 mod capability;
 mod capacity;

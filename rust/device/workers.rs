@@ -13,6 +13,7 @@
 
 use super::{LoopDevice, LoopOps};
 use crate::{
+    arrival::{Arrival, CpuHistory},
     blk::{request_list::RequestBatch, Request, RequestList},
     kthread::DrainWorker,
 };
@@ -128,36 +129,28 @@ impl LoopDevice {
         let Some(slot) = self.cpus.get(cpu.as_u32() as usize) else {
             return Arrival::Deep;
         };
-        match slot.in_flight.fetch_add(1, Relaxed) {
-            0 => slot.first_task.store(task, Relaxed),
-            // Its submitter sent it before an earlier one ended. That of
-            // another task, which ran while the first waited, says nothing
-            // of either.
-            _ if slot.first_task.load(Relaxed) == task => {
-                slot.deep_for.store(DEEP_REQUESTS, Relaxed);
-                return Arrival::Deep;
+        let overlaps_own = match slot.in_flight.fetch_add(1, Relaxed) {
+            0 => {
+                slot.first_task.store(task, Relaxed);
+                false
             }
-            _ => {}
-        }
+            _ => slot.first_task.load(Relaxed) == task,
+        };
         // Written by this CPU's submitters, which a move to another CPU
         // may race: a lost update only shortens or lengthens a hint.
-        match slot.deep_for.load(Relaxed) {
-            0 => {}
-            left => {
-                slot.deep_for.store(left - 1, Relaxed);
-                return Arrival::Deep;
-            }
+        let history = CpuHistory {
+            deep_for: slot.deep_for.load(Relaxed),
+            alone_since_probe: slot.alone_since_probe.load(Relaxed),
+        };
+        let (arrival, next) = history.arrive(overlaps_own);
+        if next.deep_for != history.deep_for {
+            slot.deep_for.store(next.deep_for, Relaxed);
         }
-        match slot.alone_since_probe.load(Relaxed) {
-            n if n + 1 >= PROBE_INTERVAL => {
-                slot.alone_since_probe.store(0, Relaxed);
-                Arrival::Probe
-            }
-            n => {
-                slot.alone_since_probe.store(n + 1, Relaxed);
-                Arrival::Alone
-            }
+        if next.alone_since_probe != history.alone_since_probe {
+            slot.alone_since_probe
+                .store(next.alone_since_probe, Relaxed);
         }
+        arrival
     }
 
     /// A request that [`Self::request_started`] counted for `cpu` ends, or
@@ -224,40 +217,15 @@ pub(super) struct CpuSlot {
     /// Requests submitted from the CPU and not ended yet: how a request
     /// knows that it came alone. A hint, read and written relaxed.
     in_flight: Atomic<i32>,
-    /// Requests still to come from the CPU that do not count as alone,
-    /// since a task was last seen submitting more than one at a time.
+    /// The CPU's [`CpuHistory`]: requests still to come that count as
+    /// deep.
     deep_for: Atomic<u32>,
-    /// Requests that came alone from the CPU since the last probe.
+    /// The CPU's [`CpuHistory`]: requests that came alone since the last
+    /// probe.
     alone_since_probe: Atomic<u32>,
     /// The task that sent the first of the CPU's requests in flight.
     first_task: Atomic<Pid>,
 }
-
-/// How a request arrived, by the count of its CPU's requests in flight.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Arrival {
-    /// The only one of its CPU in flight, or the others are another
-    /// task's, and the CPU has not been deep lately: its submitter waits
-    /// for it.
-    Alone,
-    /// Alone, and picked to go through a worker: whether the submitter
-    /// sends more while it is under way shows whether it waits for it. A
-    /// request that a RAM disk or the page cache serves inline is over
-    /// before the next comes, so the count alone cannot see that.
-    Probe,
-    /// Its CPU has had two of one task's requests in flight within its
-    /// last [`DEEP_REQUESTS`]: its submitter keeps a queue.
-    Deep,
-}
-
-/// How many requests of a CPU after it was seen deep do not count as
-/// alone: a submitter at depth has requests in flight most of the time,
-/// and this bridges the moments it has none.
-const DEEP_REQUESTS: u32 = 64;
-
-/// One in this many requests that come alone from a CPU is a probe
-/// ([`Arrival::Probe`]).
-const PROBE_INTERVAL: u32 = 128;
 
 /// [`PendingList::deep_task`]: no task; pid 0 is the idle task's, which
 /// submits no I/O.

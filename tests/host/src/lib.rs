@@ -111,6 +111,75 @@ mod hw_queues_tests {
     }
 }
 
+#[path = "../../../rust/arrival.rs"]
+#[allow(dead_code)]
+mod arrival;
+
+#[cfg(test)]
+mod arrival_tests {
+    use super::arrival::*;
+
+    /// `n` arrivals with no overlap, from `history`.
+    fn alone_run(mut history: CpuHistory, n: u32) -> (Vec<Arrival>, CpuHistory) {
+        let mut seen = Vec::new();
+        for _ in 0..n {
+            let (arrival, next) = history.arrive(false);
+            seen.push(arrival);
+            history = next;
+        }
+        (seen, history)
+    }
+
+    #[test]
+    fn one_in_probe_interval_lone_requests_is_a_probe() {
+        let (seen, history) = alone_run(CpuHistory::default(), 3 * PROBE_INTERVAL);
+        let probes: Vec<usize> = (0..seen.len())
+            .filter(|&i| seen[i] == Arrival::Probe)
+            .collect();
+        let n = PROBE_INTERVAL as usize;
+        assert_eq!(probes, [n - 1, 2 * n - 1, 3 * n - 1]);
+        assert!(seen.iter().all(|a| *a != Arrival::Deep));
+        assert_eq!(history.alone_since_probe, 0);
+    }
+
+    #[test]
+    fn an_own_overlap_is_deep_for_the_next_deep_requests() {
+        let (arrival, history) = CpuHistory::default().arrive(true);
+        assert_eq!(arrival, Arrival::Deep);
+        assert_eq!(history.deep_for, DEEP_REQUESTS);
+        let (seen, history) = alone_run(history, DEEP_REQUESTS + 1);
+        assert!(seen[..DEEP_REQUESTS as usize]
+            .iter()
+            .all(|a| *a == Arrival::Deep));
+        assert_eq!(seen[DEEP_REQUESTS as usize], Arrival::Alone);
+        assert_eq!(history.deep_for, 0);
+    }
+
+    #[test]
+    fn each_own_overlap_renews_the_memory_of_depth() {
+        let mut history = CpuHistory::default();
+        for _ in 0..10 {
+            let (_, after_gap) = alone_run(history, DEEP_REQUESTS - 1);
+            let (arrival, next) = after_gap.arrive(true);
+            assert_eq!(arrival, Arrival::Deep);
+            history = next;
+        }
+        assert_eq!(history.deep_for, DEEP_REQUESTS);
+    }
+
+    #[test]
+    fn deep_requests_do_not_advance_the_probe_count() {
+        let start = CpuHistory {
+            deep_for: 0,
+            alone_since_probe: PROBE_INTERVAL - 2,
+        };
+        let (_, history) = start.arrive(true);
+        let (seen, _) = alone_run(history, DEEP_REQUESTS + 2);
+        assert_eq!(seen[DEEP_REQUESTS as usize], Arrival::Alone);
+        assert_eq!(seen[DEEP_REQUESTS as usize + 1], Arrival::Probe);
+    }
+}
+
 #[path = "../../../rust/dio.rs"]
 #[allow(dead_code)]
 mod dio;
