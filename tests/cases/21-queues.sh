@@ -226,47 +226,54 @@ case_nowait_fast_path() {
 	losetup --direct-io=on /dev/loop0 "$FSDIR/full"
 	losetup --direct-io=on /dev/loop1 "$FSDIR/sparse"
 	losetup --direct-io=off /dev/loop2 "$FSDIR/full"
-	local before ios=4096 buffered runs="" most=0 run cpu deep
-	# The same reads on the direct device, one at a time (io_uring, libaio),
-	# and on the buffered one, whose worker does every read the page cache
-	# cannot serve: the file was written with O_DIRECT, so at first, most
-	# of them. A submitter that waits for each read must spare the direct
-	# device's worker in every mode, but for one probe in 128: a single I/O
-	# is issued inside submit_bio() (current->bio_list set), which the
-	# fast path sets aside.
+	local before ios=4096 buffered run cpu total worker t=/sys/kernel/tracing ev
 	read_job() {
 		fio --name=r --filename="$1" --ioengine=io_uring --direct=1 --iodepth=1 \
-			--rw=randread --bs=4k --number_ios=$ios --size=64M "${@:3}" \
+			--rw=randread --bs=4k --number_ios="$ios" --size=64M --cpus_allowed=1 "${@:3}" \
 			--output="$RLOOP_CASE_DIR/fio-$2.txt" || fail "fio randread ($2)"
 	}
-	for run in io_uring libaio; do
-		before=$(worker_cpu_ns loop0)
-		read_job /dev/loop0 $run --ioengine=$run
-		cpu=$(worker_cpu_since "$before" loop0)
-		runs+=" $run=$((cpu / 1000))us"
-		[ "$cpu" -le "$most" ] || most=$cpu
+	# Which task read each block of the direct device's file: iomap's
+	# tracepoint names it (buffered reads do not pass there). udev's probe
+	# of the new devices reads them too: not while tracing.
+	mountpoint -q $t || mount -t tracefs none $t
+	ev=$t/events/iomap/iomap_dio_rw_begin
+	echo "ino == $(stat -c %i "$FSDIR/full")" >$ev/filter
+	on_exit "echo 0 >$ev/enable; echo 0 >$ev/filter"
+	settle
+	# A CPU that was seen deep counts as deep for its next 64 requests:
+	# the runs below start after 256 reads one at a time, all on CPU 1.
+	ios=256 read_job /dev/loop0 warm
+	echo 1 >$ev/enable
+	# The same reads on the direct device, one at a time (io_uring, libaio),
+	# then at depth 16. A submitter that waits for each read must spare the
+	# worker, but for one probe in 128: a single I/O is issued inside
+	# submit_bio() (current->bio_list set), which the fast path sets
+	# aside. One that keeps a queue gets the queue's worker, which submits
+	# on another CPU while it sends more: even on a RAM disk, where each
+	# read is over before the next comes, the probes show it.
+	for run in io_uring libaio deep; do
+		echo >$t/trace
+		case $run in
+		deep) read_job /dev/loop0 $run --iodepth=16 ;;
+		*) read_job /dev/loop0 $run --ioengine=$run ;;
+		esac
+		total=$(grep -c iomap_dio_rw_begin $t/trace || true)
+		worker=$(grep iomap_dio_rw_begin $t/trace | grep -cE "^ *loop0([./][0-9]+)?-" || true)
+		echo "$ios direct reads, $run: $total reads of the file, $worker by the workers"
+		[ "$total" -ge "$ios" ] || fail "$run: the trace lost reads"
+		case $run in
+		deep) [ $((worker * 2)) -gt "$total" ] || fail "the worker did not take a deep submitter's reads" ;;
+		*) [ $((worker * 16)) -le "$total" ] || fail "$run: reads one at a time went through the worker" ;;
+		esac
 	done
-	# A submitter that keeps a queue, on the other hand, gets the queue's
-	# worker, which submits on another CPU while it sends more: even on a
-	# RAM disk, where each read is over before the next comes, the probes
-	# show it. Batches of 16: io_uring plugs more than 2 SQEs, and blk-mq
-	# calls queue_rq from the plug flush. fio reaps
-	# iodepth_batch_complete_max completions before it refills the queue,
-	# which defaults to iodepth_batch_complete_min (1): without the
-	# maximum, only the first fill would be a batch.
-	before=$(worker_cpu_ns loop0)
-	read_job /dev/loop0 deep --iodepth=16 --iodepth_batch_submit=16 --iodepth_batch_complete_min=1 \
-		--iodepth_batch_complete_max=16
-	deep=$(worker_cpu_since "$before" loop0)
+	echo 0 >$ev/enable
+	# The buffered device's worker does every read the page cache cannot
+	# serve: the file was written with O_DIRECT, so at first, most of them.
 	before=$(worker_cpu_ns loop2)
 	read_job /dev/loop2 buffered
 	buffered=$(worker_cpu_since "$before" loop2)
-	echo "$ios reads, worker CPU: direct device:$runs, deep=$((deep / 1000))us; buffered device: $((buffered / 1000))us"
+	echo "$ios reads on the buffered device: its worker ran $((buffered / 1000)) us"
 	[ "$buffered" -ge 1000000 ] || fail "the buffered device's worker did not serve its reads"
-	# CPU time, not speed: a worker that serves the reads spends about what
-	# the buffered device's does; one that is bypassed, next to nothing.
-	[ $((most * 4)) -lt "$buffered" ] || fail "direct reads one at a time went through the worker"
-	[ "$deep" -gt $((most * 4)) ] || fail "the worker did not take a deep submitter's reads"
 	# Overwrites verify, also on the fast path.
 	fio --name=w --filename=/dev/loop0 --ioengine=io_uring --direct=1 --iodepth=16 \
 		--rw=randwrite --bsrange=4k-128k --size="$(by_tier 8M 32M)" --verify=crc32c --verify_state_save=0 --verify_fatal=1 \
