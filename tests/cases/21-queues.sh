@@ -226,7 +226,7 @@ case_nowait_fast_path() {
 	losetup --direct-io=on /dev/loop0 "$FSDIR/full"
 	losetup --direct-io=on /dev/loop1 "$FSDIR/sparse"
 	losetup --direct-io=off /dev/loop2 "$FSDIR/full"
-	local before ios=4096 buffered run cpu total worker t=/sys/kernel/tracing ev
+	local before ios=4096 run cpu total worker t=/sys/kernel/tracing ev
 	read_job() {
 		fio --name=r --filename="$1" --ioengine=io_uring --direct=1 --iodepth=1 \
 			--rw=randread --bs=4k --number_ios="$ios" --size=64M --cpus_allowed=1 "${@:3}" \
@@ -269,11 +269,19 @@ case_nowait_fast_path() {
 	echo 0 >$ev/enable
 	# The buffered device's worker does every read the page cache cannot
 	# serve: the file was written with O_DIRECT, so at first, most of them.
-	before=$(worker_cpu_ns loop2)
+	# filemap's tracepoint names the task that copied each from the page
+	# cache.
+	local pc=$t/events/filemap/mm_filemap_get_pages
+	echo "i_ino == $(stat -c %i "$FSDIR/full")" >$pc/filter
+	on_exit "echo 0 >$pc/enable; echo 0 >$pc/filter"
+	echo >$t/trace
+	echo 1 >$pc/enable
 	read_job /dev/loop2 buffered
-	buffered=$(worker_cpu_since "$before" loop2)
-	echo "$ios reads on the buffered device: its worker ran $((buffered / 1000)) us"
-	[ "$buffered" -ge 1000000 ] || fail "the buffered device's worker did not serve its reads"
+	echo 0 >$pc/enable
+	total=$(grep -c mm_filemap_get_pages $t/trace || true)
+	worker=$(grep mm_filemap_get_pages $t/trace | grep -cE "^ *loop2([./][0-9]+)?-" || true)
+	echo "$ios reads on the buffered device: $total from the page cache, $worker by the workers"
+	[ $((worker * 2)) -gt "$total" ] || fail "the buffered device's worker did not serve its reads"
 	# Overwrites verify, also on the fast path.
 	fio --name=w --filename=/dev/loop0 --ioengine=io_uring --direct=1 --iodepth=16 \
 		--rw=randwrite --bsrange=4k-128k --size="$(by_tier 8M 32M)" --verify=crc32c --verify_state_save=0 --verify_fatal=1 \
@@ -287,14 +295,18 @@ case_nowait_fast_path() {
 	cpu=$(worker_cpu_since "$before" loop1)
 	echo "loop1, writes into holes: the worker ran $((cpu / 1000)) us"
 	# The buffered device once its file is in the page cache: the same
-	# reads, one at a time, need no worker. Copying from the page cache costs the
-	# worker less than reading the device, but not a tenth.
+	# reads, one at a time, need no worker, but for the probes and the
+	# pages marked for readahead.
 	dd if="$FSDIR/full" of=/dev/null bs=1M status=none
-	before=$(worker_cpu_ns loop2)
+	echo >$t/trace
+	echo 1 >$pc/enable
 	read_job /dev/loop2 buffered-cached
-	cpu=$(worker_cpu_since "$before" loop2)
-	echo "loop2 (buffered, file cached), $ios reads: the worker ran $((cpu / 1000)) us"
-	[ $((cpu * 10)) -lt "$buffered" ] || fail "reads from the page cache went through the worker"
+	echo 0 >$pc/enable
+	total=$(grep -c mm_filemap_get_pages $t/trace || true)
+	worker=$(grep mm_filemap_get_pages $t/trace | grep -cE "^ *loop2([./][0-9]+)?-" || true)
+	echo "loop2 (buffered, file cached), $ios reads: $total from the page cache, $worker by the workers"
+	[ "$total" -ge "$ios" ] || fail "buffered-cached: the trace lost reads"
+	[ $((worker * 4)) -lt "$total" ] || fail "reads from the page cache went through the worker"
 	# Buffered overwrites verify; xfs takes those that need no allocation or
 	# time stamp update under NOWAIT, the worker the others.
 	before=$(worker_cpu_ns loop2)
