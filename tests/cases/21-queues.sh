@@ -205,6 +205,29 @@ worker_cpu_delta() {
 	echo $total
 }
 
+# trace_filter EVENT FIELD FILE: keeps tracepoint EVENT (group/name) to
+# the inode of FILE, through its field FIELD; the case's end turns it off.
+trace_filter() {
+	local t=/sys/kernel/tracing
+	mountpoint -q $t || mount -t tracefs none $t
+	echo "$2 == $(stat -c %i "$3")" >"$t/events/$1/filter"
+	on_exit "echo 0 >$t/events/$1/enable; echo 0 >$t/events/$1/filter"
+}
+
+# trace_readers EVENT DEV CMD...: runs CMD with tracepoint EVENT on, from
+# an empty trace. Sets readers_trace to EVENT's lines, readers_total to
+# their count and readers_worker to those of DEV's worker threads.
+trace_readers() {
+	local t=/sys/kernel/tracing
+	echo >$t/trace
+	echo 1 >"$t/events/$1/enable"
+	"${@:3}"
+	echo 0 >"$t/events/$1/enable"
+	readers_trace=$(grep "${1#*/}" $t/trace || true)
+	readers_total=$(grep -c . <<<"$readers_trace" || true)
+	readers_worker=$(grep -cE "^ *$2([./][0-9]+)?-" <<<"$readers_trace" || true)
+}
+
 # nowait=1 (the default, named so that RLOOP_TEST_RLOOP_PARAMS=nowait=0
 # leaves it on here): data stays intact on every path of the NOWAIT
 # mode. Direct reads, overwrites, writes into holes (which xfs refuses
@@ -226,7 +249,7 @@ case_nowait_fast_path() {
 	losetup --direct-io=on /dev/loop0 "$FSDIR/full"
 	losetup --direct-io=on /dev/loop1 "$FSDIR/sparse"
 	losetup --direct-io=off /dev/loop2 "$FSDIR/full"
-	local before ios=4096 run cpu total worker t=/sys/kernel/tracing ev
+	local before ios=4096 run cpu readers_trace readers_total readers_worker
 	read_job() {
 		fio --name=r --filename="$1" --ioengine=io_uring --direct=1 --iodepth=1 \
 			--rw=randread --bs=4k --number_ios="$ios" --size=64M --cpus_allowed=1 "${@:3}" \
@@ -235,15 +258,11 @@ case_nowait_fast_path() {
 	# Which task read each block of the direct device's file: iomap's
 	# tracepoint names it (buffered reads do not pass there). udev's probe
 	# of the new devices reads them too: not while tracing.
-	mountpoint -q $t || mount -t tracefs none $t
-	ev=$t/events/iomap/iomap_dio_rw_begin
-	echo "ino == $(stat -c %i "$FSDIR/full")" >$ev/filter
-	on_exit "echo 0 >$ev/enable; echo 0 >$ev/filter"
+	trace_filter iomap/iomap_dio_rw_begin ino "$FSDIR/full"
 	settle
 	# A CPU that was seen deep counts as deep for its next 64 requests:
 	# the runs below start after 256 reads one at a time, all on CPU 1.
 	ios=256 read_job /dev/loop0 warm
-	echo 1 >$ev/enable
 	# The same reads on the direct device, one at a time (io_uring, libaio),
 	# then at depth 16. A submitter that waits for each read must spare the
 	# worker, but for one probe in 128: a single I/O is issued inside
@@ -252,36 +271,27 @@ case_nowait_fast_path() {
 	# on another CPU while it sends more: even on a RAM disk, where each
 	# read is over before the next comes, the probes show it.
 	for run in io_uring libaio deep; do
-		echo >$t/trace
 		case $run in
-		deep) read_job /dev/loop0 $run --iodepth=16 ;;
-		*) read_job /dev/loop0 $run --ioengine=$run ;;
+		deep) trace_readers iomap/iomap_dio_rw_begin loop0 read_job /dev/loop0 $run --iodepth=16 ;;
+		*) trace_readers iomap/iomap_dio_rw_begin loop0 read_job /dev/loop0 $run --ioengine=$run ;;
 		esac
-		total=$(grep -c iomap_dio_rw_begin $t/trace || true)
-		worker=$(grep iomap_dio_rw_begin $t/trace | grep -cE "^ *loop0([./][0-9]+)?-" || true)
-		echo "$ios direct reads, $run: $total reads of the file, $worker by the workers"
-		[ "$total" -ge "$ios" ] || fail "$run: the trace lost reads"
+		echo "$ios direct reads, $run: $readers_total reads of the file, $readers_worker by the workers"
+		[ "$readers_total" -ge "$ios" ] || fail "$run: the trace lost reads"
 		case $run in
-		deep) [ $((worker * 2)) -gt "$total" ] || fail "the worker did not take a deep submitter's reads" ;;
-		*) [ $((worker * 16)) -le "$total" ] || fail "$run: reads one at a time went through the worker" ;;
+		deep) [ $((readers_worker * 2)) -gt "$readers_total" ] ||
+			fail "the worker did not take a deep submitter's reads" ;;
+		*) [ $((readers_worker * 16)) -le "$readers_total" ] ||
+			fail "$run: reads one at a time went through the worker" ;;
 		esac
 	done
-	echo 0 >$ev/enable
 	# The buffered device's worker does every read the page cache cannot
 	# serve: the file was written with O_DIRECT, so at first, most of them.
 	# filemap's tracepoint names the task that copied each from the page
 	# cache.
-	local pc=$t/events/filemap/mm_filemap_get_pages
-	echo "i_ino == $(stat -c %i "$FSDIR/full")" >$pc/filter
-	on_exit "echo 0 >$pc/enable; echo 0 >$pc/filter"
-	echo >$t/trace
-	echo 1 >$pc/enable
-	read_job /dev/loop2 buffered
-	echo 0 >$pc/enable
-	total=$(grep -c mm_filemap_get_pages $t/trace || true)
-	worker=$(grep mm_filemap_get_pages $t/trace | grep -cE "^ *loop2([./][0-9]+)?-" || true)
-	echo "$ios reads on the buffered device: $total from the page cache, $worker by the workers"
-	[ $((worker * 2)) -gt "$total" ] || fail "the buffered device's worker did not serve its reads"
+	trace_filter filemap/mm_filemap_get_pages i_ino "$FSDIR/full"
+	trace_readers filemap/mm_filemap_get_pages loop2 read_job /dev/loop2 buffered
+	echo "$ios reads on the buffered device: $readers_total from the page cache, $readers_worker by the workers"
+	[ $((readers_worker * 2)) -gt "$readers_total" ] || fail "the buffered device's worker did not serve its reads"
 	# Overwrites verify, also on the fast path.
 	fio --name=w --filename=/dev/loop0 --ioengine=io_uring --direct=1 --iodepth=16 \
 		--rw=randwrite --bsrange=4k-128k --size="$(by_tier 8M 32M)" --verify=crc32c --verify_state_save=0 --verify_fatal=1 \
@@ -298,15 +308,11 @@ case_nowait_fast_path() {
 	# reads, one at a time, need no worker, but for the probes and the
 	# pages marked for readahead.
 	dd if="$FSDIR/full" of=/dev/null bs=1M status=none
-	echo >$t/trace
-	echo 1 >$pc/enable
-	read_job /dev/loop2 buffered-cached
-	echo 0 >$pc/enable
-	total=$(grep -c mm_filemap_get_pages $t/trace || true)
-	worker=$(grep mm_filemap_get_pages $t/trace | grep -cE "^ *loop2([./][0-9]+)?-" || true)
-	echo "loop2 (buffered, file cached), $ios reads: $total from the page cache, $worker by the workers"
-	[ "$total" -ge "$ios" ] || fail "buffered-cached: the trace lost reads"
-	[ $((worker * 4)) -lt "$total" ] || fail "reads from the page cache went through the worker"
+	trace_readers filemap/mm_filemap_get_pages loop2 read_job /dev/loop2 buffered-cached
+	echo "loop2 (buffered, file cached), $ios reads: $readers_total from the page cache," \
+		"$readers_worker by the workers"
+	[ "$readers_total" -ge "$ios" ] || fail "buffered-cached: the trace lost reads"
+	[ $((readers_worker * 4)) -lt "$readers_total" ] || fail "reads from the page cache went through the worker"
 	# Buffered overwrites verify; xfs takes those that need no allocation or
 	# time stamp update under NOWAIT, the worker the others.
 	before=$(worker_cpu_ns loop2)
@@ -372,32 +378,28 @@ case_nowait_hands_deep_queues_to_worker() {
 		--bs=64k --size=32M --verify=crc32c --verify_state_save=0 --do_verify=0 \
 		--output="$RLOOP_CASE_DIR/fio-fill.txt" || fail "fio fill"
 	# iomap's tracepoint names the task of each direct read of the file.
-	local t=/sys/kernel/tracing ev qd trace total worker
-	mountpoint -q $t || mount -t tracefs none $t
-	ev=$t/events/iomap/iomap_dio_rw_begin
-	echo "ino == $(stat -c %i "$FSDIR/img")" >$ev/filter
-	echo 1 >$ev/enable
-	on_exit "echo 0 >$ev/enable; echo 0 >$ev/filter"
+	local qd readers_trace readers_total readers_worker
+	trace_filter iomap/iomap_dio_rw_begin ino "$FSDIR/img"
 	# On CPU 1, after 256 reads one at a time: a CPU that was seen deep
 	# (the fill's requests, for one) counts as deep for its next 64.
 	fio --name=warm --filename=/dev/loop0 --ioengine=io_uring --direct=1 --iodepth=1 \
 		--rw=randread --bs=4k --number_ios=256 --size=32M --cpus_allowed=1 \
 		--output="$RLOOP_CASE_DIR/fio-warm.txt" || fail "fio warm-up"
-	for qd in 1 32; do
-		echo >$t/trace
-		fio --name=r$qd --filename=/dev/loop0 --ioengine=io_uring --direct=1 --iodepth=$qd \
+	# shellcheck disable=SC2317 # run by trace_readers
+	read_qd() {
+		fio --name=r"$1" --filename=/dev/loop0 --ioengine=io_uring --direct=1 --iodepth="$1" \
 			--rw=randread --bs=4k --number_ios=1024 --size=32M --norandommap --cpus_allowed=1 \
-			--output="$RLOOP_CASE_DIR/fio-qd$qd.txt" || fail "fio randread qd$qd"
-		trace=$(grep iomap_dio_rw_begin $t/trace || true)
-		total=$(grep -c . <<<"$trace" || true)
-		worker=$(grep -cE "^ *loop0([./][0-9]+)?-" <<<"$trace" || true)
-		echo "1024 direct reads at qd$qd: $total reads of the file, $worker by the workers;" \
-			"by task: $(sed -E 's/^ *(.*)-[0-9]+ +\[.*/\1/' <<<"$trace" | sort | uniq -c | tr -s ' \n' ' ')"
-		[ "$total" -ge 1024 ] || fail "qd$qd: the trace lost reads"
+			--output="$RLOOP_CASE_DIR/fio-qd$1.txt" || fail "fio randread qd$1"
+	}
+	for qd in 1 32; do
+		trace_readers iomap/iomap_dio_rw_begin loop0 read_qd $qd
+		echo "1024 direct reads at qd$qd: $readers_total reads of the file, $readers_worker by the workers;" \
+			"by task: $(sed -E 's/^ *(.*)-[0-9]+ +\[.*/\1/' <<<"$readers_trace" | sort | uniq -c | tr -s ' \n' ' ')"
+		[ "$readers_total" -ge 1024 ] || fail "qd$qd: the trace lost reads"
 		case $qd in
 		# The probes, one in 128 of those that come alone.
-		1) [ $((worker * 32)) -le "$total" ] || fail "at depth 1 the worker served reads" ;;
-		32) [ $((worker * 2)) -gt "$total" ] || fail "at depth 32 the worker served less than half" ;;
+		1) [ $((readers_worker * 32)) -le "$readers_total" ] || fail "at depth 1 the worker served reads" ;;
+		32) [ $((readers_worker * 2)) -gt "$readers_total" ] || fail "at depth 32 the worker served less than half" ;;
 		esac
 	done
 	# The fill's job again, reading back what it wrote.
