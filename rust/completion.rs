@@ -6,7 +6,7 @@
 //! kernel crate's error codes, for which host `cargo test` (tests/host)
 //! has a stand-in; both compile this file unchanged.
 
-use crate::kernel_defs::{eopnotsupp, Error, EAGAIN, EIO, SECTOR_SHIFT};
+use crate::kernel_defs::{eopnotsupp, Error, EIO, SECTOR_SHIFT};
 
 /// `MAX_ERRNO`: results from -1 to `-MAX_ERRNO` are errnos.
 const MAX_ERRNO: i32 = 4095;
@@ -56,36 +56,52 @@ pub(crate) fn completion(is_read: bool, ret: Result<usize, Error>, bytes: u32) -
     }
     // `done` < `bytes` here, so it fits.
     let done = done as u32;
-    if is_read {
-        return match done {
-            0 => Completion::ZeroFillAndFail,
-            _ => Completion::RetryRest(done),
-        };
-    }
-    // The rest must start on a sector: the request's position is one.
-    // Writing the bytes of a partial sector again is harmless.
-    match done >> SECTOR_SHIFT << SECTOR_SHIFT {
-        0 => Completion::Done(Err(EIO)),
-        whole => Completion::RetryRest(whole),
+    // The rest must start on a sector: the request's position is one, and
+    // blk-mq advances it by whole sectors only. Moving the bytes of a
+    // partial sector again is harmless.
+    match (is_read, whole_sectors(done)) {
+        // No progress: end of file inside the first sector (loop.c: EOF).
+        (true, 0) => Completion::ZeroFillAndFail,
+        (false, 0) => Completion::Done(Err(EIO)),
+        (_, whole) => Completion::RetryRest(whole),
     }
 }
 
-/// [`completion`] for an I/O submitted with `IOCB_NOWAIT`. `EAGAIN`
-/// means it would have blocked, possibly after doing part of the work. A
-/// short write is redone whole, allowed to block: under NOWAIT it more
-/// likely means "stopped before blocking" than anything a blocking write
-/// would return, and writing the same data twice is harmless while the
-/// request is not ended.
+/// `bytes` rounded down to a whole number of sectors.
+fn whole_sectors(bytes: u32) -> u32 {
+    bytes >> SECTOR_SHIFT << SECTOR_SHIFT
+}
+
+/// [`completion`] for an I/O submitted with `IOCB_NOWAIT`, in the task
+/// that submitted the request. Only a full transfer, or a read that
+/// stopped after whole sectors, counts: everything else is redone whole
+/// by a worker, allowed to block, whose answer is loop.c's.
+///
+/// - `EAGAIN` means it would have blocked, possibly after part of the work.
+/// - Any other error may be the task's own, which loop.c's kthread does
+///   not have: `EINTR` for a fatal signal, `ENOSPC` without the
+///   capability that lets a worker use a file system's reserve. A real
+///   error comes back from the worker.
+/// - A short write more likely means "stopped before blocking" than
+///   anything a blocking write would return; writing the same data twice
+///   is harmless while the request is not ended.
+/// - A short read that is not whole sectors (an `lo_offset` off a sector
+///   boundary, with the page cache's stop at a page) keeps the sectors it
+///   read and retries the rest.
 pub(crate) fn nowait_completion(
     is_read: bool,
     ret: Result<usize, Error>,
     bytes: u32,
 ) -> Completion {
-    let short_write = !is_read && matches!(ret, Ok(done) if (done as u64) < u64::from(bytes));
-    if ret == Err(EAGAIN) || short_write {
-        return Completion::Resubmit;
+    match ret {
+        Ok(done) if done as u64 >= u64::from(bytes) => Completion::Done(Ok(())),
+        // `done` < `bytes` here, so it fits.
+        Ok(done) if is_read => match whole_sectors(done as u32) {
+            0 => Completion::Resubmit,
+            whole => Completion::RetryRest(whole),
+        },
+        _ => Completion::Resubmit,
     }
-    completion(is_read, ret, bytes)
 }
 
 /// `loop_handle_cmd` for requests done without a kiocb (flush, discard,

@@ -265,6 +265,9 @@ bool rloop_current_may_enter_fs(void)
 		return false;
 	if (current->journal_info)
 		return false;
+	/* A dying task's file system calls fail with EINTR; a worker's do not. */
+	if (fatal_signal_pending(current))
+		return false;
 	if (current->flags & (PF_MEMALLOC | PF_MEMALLOC_NOFS |
 			      PF_MEMALLOC_NOIO | PF_LOCAL_THROTTLE |
 			      PF_KSWAPD | PF_WQ_WORKER))
@@ -348,9 +351,42 @@ void rloop_queue_usage_put(struct request_queue *q)
 }
 
 /*
+ * Whether the current task's file size limit is unlimited. A write past it
+ * fails with EFBIG and sends the task SIGXFSZ, as loop.c's workers never
+ * see: theirs is unlimited.
+ */
+bool rloop_current_fsize_unlimited(void)
+{
+	return rlimit(RLIMIT_FSIZE) == RLIM_INFINITY;
+}
+
+/*
  * Cgroup charging. Each helper is a no-op, or returns NULL, in a kernel
  * without the controller it needs, so that Rust needs no cfg for them.
  */
+
+/*
+ * Whether bios the current task makes are charged to the blkcg of @bio, as
+ * loop.c charges a request's backing I/O. A kthread's blkcg is its
+ * association, which kthread_blkcg() keeps from modules: it answers no.
+ */
+bool rloop_current_charged_as(struct bio *bio)
+{
+#ifdef CONFIG_BLK_CGROUP
+	struct cgroup_subsys_state *css = bio_blkcg_css(bio);
+	bool same;
+
+	if (!css || (current->flags & PF_KTHREAD))
+		return false;
+	rcu_read_lock();
+	same = task_css(current, io_cgrp_id) == css;
+	rcu_read_unlock();
+	return same;
+#else
+	return true;
+#endif
+}
+
 struct cgroup_subsys_state *rloop_bio_blkcg_css(struct bio *bio)
 {
 	return bio_blkcg_css(bio);

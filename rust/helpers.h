@@ -62,6 +62,7 @@ bool rloop_file_can_nowait(struct file *file);
 bool rloop_file_can_nowait_buffered(struct file *file, bool write);
 
 bool rloop_current_may_enter_fs(void);
+bool rloop_current_fsize_unlimited(void);
 struct bio_list *rloop_current_bio_list_detach(void);
 void rloop_current_bio_list_attach(struct bio_list *bio_list);
 struct blk_plug *rloop_current_plug_detach(void);
@@ -92,6 +93,7 @@ void rloop_queue_usage_get(struct request_queue *q);
 void rloop_queue_usage_put(struct request_queue *q);
 
 struct cgroup_subsys_state *rloop_bio_blkcg_css(struct bio *bio);
+bool rloop_current_charged_as(struct bio *bio);
 struct cgroup_subsys_state *
 rloop_memcg_css_get(struct cgroup_subsys_state *blkcg_css);
 void rloop_css_put(struct cgroup_subsys_state *css);

@@ -71,6 +71,7 @@ extern "C" {
     pub(crate) fn rloop_file_can_nowait_buffered(file: *mut bindings::file, write: bool) -> bool;
 
     pub(crate) fn rloop_current_may_enter_fs() -> bool;
+    pub(crate) fn rloop_current_fsize_unlimited() -> bool;
     pub(crate) fn rloop_current_bio_list_detach() -> *mut bindings::bio_list;
     pub(crate) fn rloop_current_bio_list_attach(bio_list: *mut bindings::bio_list);
     pub(crate) fn rloop_current_plug_detach() -> *mut bindings::blk_plug;
@@ -115,6 +116,7 @@ extern "C" {
     pub(crate) fn rloop_bio_blkcg_css(
         bio: *mut bindings::bio,
     ) -> *mut bindings::cgroup_subsys_state;
+    pub(crate) fn rloop_current_charged_as(bio: *mut bindings::bio) -> bool;
     pub(crate) fn rloop_memcg_css_get(
         blkcg_css: *mut bindings::cgroup_subsys_state,
     ) -> *mut bindings::cgroup_subsys_state;

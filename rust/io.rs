@@ -40,7 +40,7 @@ use crate::{
         bvec::BvecTable, impl_request_field, with_plug, Op, Operations, Request, RequestListNode,
         Status,
     },
-    cgroup::ChargeScope,
+    cgroup::{self, ChargeScope},
     completion, cpu_nesting,
     device::{IoTarget, LoopDevice, LoopOps, PendingList},
     file_io::{BackingFile, Falloc},
@@ -48,7 +48,7 @@ use crate::{
     kiocb::{Direction, FileIo, IoMode},
     kthread::{Drain, DrainWorker},
     memalloc::LoopWorkerScope,
-    submitter::SubmitterScope,
+    submitter::{self, SubmitterScope},
 };
 use kernel::{
     cpu::CpuId,
@@ -326,7 +326,8 @@ fn handle_request(rq: Request<LoopOps>, target: Option<&IoTarget>) {
     }
     if op == Op::Flush {
         let file = BackingFile::from_file(target.file.clone());
-        let ret = file.fsync();
+        // `lo_req_flush`: any error is an I/O error, `EOPNOTSUPP` too.
+        let ret = file.fsync().map_err(|_| EIO);
         return finish_sync(rq, ret);
     }
     // Flush requests have no position; every other one has.
@@ -398,6 +399,14 @@ fn submit_in_scope(
     rq: Request<LoopOps>,
 ) -> Option<Request<LoopOps>> {
     let op = rq.op();
+    // What applies to the submitter, and not to loop.c's kthread, sends
+    // the request to a worker: cgroups other than the bio's, and a file
+    // size limit, which would fail a write and signal the task.
+    if !cgroup::charged_as_current(&rq)
+        || (op == Op::Write && !submitter::current_fsize_unlimited())
+    {
+        return Some(rq);
+    }
     let Some(target) = dev.bound_target().filter(|t| t.nowait.allows(op)) else {
         return Some(rq);
     };

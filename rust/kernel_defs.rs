@@ -10,10 +10,7 @@
 
 pub(crate) use kernel::{
     block::SECTOR_SHIFT,
-    error::{
-        code::{EAGAIN, EIO},
-        Error,
-    },
+    error::{code::EIO, Error},
 };
 
 /// `__kernel_old_dev_t`: 64 bits on x86-64, 32 on arm64 and riscv64.

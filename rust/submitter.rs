@@ -98,3 +98,11 @@ impl Drop for SubmitterScope {
         }
     }
 }
+
+/// Whether the current task may write at any file position, as a worker
+/// may: its file size limit (`RLIMIT_FSIZE`) is unlimited. A write past
+/// the limit fails with `EFBIG` and sends the task `SIGXFSZ`.
+pub(crate) fn current_fsize_unlimited() -> bool {
+    // SAFETY: Reads the current task's limits only.
+    unsafe { ffi::rloop_current_fsize_unlimited() }
+}

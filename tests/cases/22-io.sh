@@ -12,7 +12,9 @@ RLOOP_ANY_KERNEL="case_buffered_io_round_trip case_direct_io_on_ext4
 	case_discard_and_write_zeroes case_short_read_past_truncated_end
 	case_fio_verify_both_modes case_buffered_writes_make_multi_bio_requests
 	case_data_integrity_matrix case_mount_o_loop_and_fs_in_both_modes
-	case_fio_randrw_four_jobs_both_modes case_sixteen_stacked_dio_devices"
+	case_fio_randrw_four_jobs_both_modes case_sixteen_stacked_dio_devices
+	case_writes_ignore_the_submitters_file_size_limit
+	case_partly_cached_reads_at_an_unaligned_offset"
 
 case_buffered_io_round_trip() {
 	load_rloop
@@ -311,4 +313,58 @@ case_sixteen_stacked_dio_devices() {
 		stacked_verify rloop "$params"
 	done
 	RLOOP_ALLOW_C_LOOP=1 stacked_verify loop ""
+}
+
+# A write is the device's, not the task's that submits it: loop.c's worker
+# has no file size limit, and rloop's submitting task, which writes to the
+# backing file itself when that does not block, must not apply its own.
+# Under `ulimit -f`, a write past the limit would fail with EFBIG and send
+# dd SIGXFSZ.
+case_writes_ignore_the_submitters_file_size_limit() {
+	load_rloop
+	mk_fs_on_brd xfs
+	truncate -s 32M "$FSDIR/img"
+	local data=$RLOOP_CASE_DIR/data dev mode rc
+	head -c 64K /dev/urandom >"$data"
+	for mode in on off; do
+		dev=$(losetup -f --show --direct-io=$mode "$FSDIR/img")
+		# 16 MiB into the file, with a limit of 1 MiB (ulimit -f: KiB).
+		rc=0
+		(ulimit -f 1024 && exec dd if="$data" of="$dev" bs=64k seek=256 \
+			oflag=direct conv=notrunc status=none) || rc=$?
+		assert_eq 0 "$rc" "dio=$mode: dd under ulimit -f 1024, exit status"
+		cmp "$data" <(dd if="$FSDIR/img" bs=64k skip=256 count=1 status=none) ||
+			fail "dio=$mode: the write is not in the backing file"
+		losetup -d "$dev"
+	done
+	unload_rloop
+}
+
+# A buffered device at an offset off a sector boundary, over a file of
+# which every other page is cached: a read from the page cache without
+# blocking stops at the first page not cached, 3,996 bytes (not whole
+# sectors) into a request. The sectors it did read must count, and the
+# rest be read from where they end, not shifted by the partial sector.
+case_partly_cached_reads_at_an_unaligned_offset() {
+	load_rloop
+	mk_fs_on_brd xfs
+	head -c 8M /dev/urandom >"$FSDIR/img"
+	local dev
+	dev=$(losetup -f --show -o 100 --direct-io=off "$FSDIR/img")
+	assert_eq 16383 "$(blockdev --getsz "$dev")" "sectors of (8 MiB - 100)"
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+	python3 - "$FSDIR/img" <<-'PY'
+		import os, sys
+		fd = os.open(sys.argv[1], os.O_RDONLY)
+		# No readahead: only the pages read are cached.
+		os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_RANDOM)
+		for page in range(0, 2048, 2):
+		    os.pread(fd, 4096, page * 4096)
+	PY
+	cmp <(tail -c +101 "$FSDIR/img" | head -c 6M) \
+		<(dd if="$dev" bs=64k count=96 iflag=direct status=none) ||
+		fail "data read through the device differs from the file's"
+	losetup -d "$dev"
+	unload_rloop
 }
