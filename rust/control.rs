@@ -97,14 +97,19 @@ impl Driver {
     /// `loop_add`: creates `loop<index>`, or the first free index for
     /// `None`. Returns the index.
     pub(crate) fn add(self: &Arc<Self>, index: Option<u32>) -> Result<u32> {
+        // Held to the end: only `add` inserts, so the index stays free.
         let _ctl = self.ctl_lock.lock_killable()?;
         let index = {
-            let devices = self.devices.lock();
-            match index {
+            let mut devices = self.devices.lock();
+            let index = match index {
                 Some(i) if devices.get(i).is_some() => return Err(EEXIST),
                 Some(i) => i,
                 None => devices.first_free().ok_or(ENOSPC)?,
-            }
+            };
+            // Before the disk is visible, as loop.c's idr_alloc(): past
+            // add_disk() nothing may fail.
+            devices.reserve_one()?;
+            index
         };
         let first_minor = index
             .checked_shl(self.part_shift)
@@ -146,9 +151,11 @@ impl Driver {
         let entry = Entry {
             dev,
             disk: Arc::new(disk, GFP_KERNEL)?,
+            removing: false,
         };
         let mut devices = self.devices.lock();
         if let Err(entry) = devices.insert(entry) {
+            // Not reached: room is reserved and the index is free.
             drop(devices);
             // The disk is deleted outside the table lock.
             drop(entry);
@@ -159,16 +166,26 @@ impl Driver {
 
     /// `loop_control_remove`.
     fn remove(&self, index: u32) -> Result {
-        let (dev, disk) = self
-            .devices
-            .lock()
-            .get(index)
-            .map(|e| (e.dev.clone(), e.disk.clone()))
-            .ok_or(ENODEV)?;
+        // One remover at a time, as loop.c hides the device from others
+        // (`idr_visible`): a second one gets `ENODEV` and holds no
+        // reference, so the disk is deleted before the first returns.
+        let (dev, disk) = {
+            let mut devices = self.devices.lock();
+            let entry = devices
+                .get_mut(index)
+                .filter(|e| !e.removing)
+                .ok_or(ENODEV)?;
+            entry.removing = true;
+            (entry.dev.clone(), entry.disk.clone())
+        };
         // Without `ctl_lock`, as in loop.c: the device's config lock may be
         // held across slow work, which must not hold up other devices.
-        // Only one removal gets past this; the entry stays until it is done.
-        dev.start_deleting(disk.disk())?;
+        if let Err(e) = dev.start_deleting(disk.disk()) {
+            if let Some(entry) = self.devices.lock().get_mut(index) {
+                entry.removing = false;
+            }
+            return Err(e);
+        }
         // Not killable: the device is already marked for deletion.
         let _ctl = self.ctl_lock.lock();
         let entry = self.devices.lock().remove(index);
@@ -187,7 +204,7 @@ impl Driver {
                 .devices
                 .lock()
                 .iter()
-                .find(|e| e.dev.is_free())
+                .find(|e| !e.removing && e.dev.is_free())
                 .map(|e| e.dev.index);
             if let Some(index) = free {
                 return Ok(index);

@@ -18,6 +18,9 @@ use kernel::{alloc::kvec::InsertError, prelude::*, sync::Arc};
 pub(super) struct Entry {
     pub(super) dev: Arc<LoopDevice>,
     pub(super) disk: Arc<GenDisk<LoopOps>>,
+    /// A `LOOP_CTL_REMOVE` has it (loop.c: `!idr_visible`): other removers
+    /// and `LOOP_CTL_GET_FREE` pass it by.
+    pub(super) removing: bool,
 }
 
 /// The devices, sorted by index.
@@ -41,6 +44,17 @@ impl DeviceTable {
     /// The entry of device `index`.
     pub(super) fn get(&self, index: u32) -> Option<&Entry> {
         self.position(index).ok().map(|pos| &self.entries[pos])
+    }
+
+    /// The entry of device `index`, to change.
+    pub(super) fn get_mut(&mut self, index: u32) -> Option<&mut Entry> {
+        self.position(index).ok().map(|pos| &mut self.entries[pos])
+    }
+
+    /// Makes room for one more entry, so that the next [`Self::insert`]
+    /// of a free index cannot fail.
+    pub(super) fn reserve_one(&mut self) -> Result {
+        Ok(self.entries.reserve(1, GFP_KERNEL)?)
     }
 
     /// The lowest index without a device, `None` if every `u32` has one.
