@@ -55,17 +55,22 @@ impl LoopDevice {
         }
         // Only the spinlock: the I/O target holds all of these, and the
         // config lock may be held across slow work, such as a bind's fsync.
-        let target = self.io_target().ok_or(ENXIO)?;
-        let flag = |f: LoFlags| u32::from(target.flags.contains(f));
+        // A detach clears the target before it removes these files; reads
+        // in between see loop.c's cleared values: no file, zeros.
+        let target = self.io_target();
+        let flag = |f: LoFlags| u32::from(target.as_ref().is_some_and(|t| t.flags.contains(f)));
         match index {
             0 => {
+                let Some(target) = target else {
+                    return Ok(());
+                };
                 let mut buf = KVec::from_elem(0u8, PATH_MAX, GFP_KERNEL)?;
                 let path = BackingFile::from_file(target.file).path(&mut buf)?;
                 out.write_bytes(path)?;
                 return out.write_bytes(b"\n");
             }
-            1 => writeln!(out, "{}", target.offset),
-            2 => writeln!(out, "{}", target.sizelimit),
+            1 => writeln!(out, "{}", target.as_ref().map_or(0, |t| t.offset)),
+            2 => writeln!(out, "{}", target.as_ref().map_or(0, |t| t.sizelimit)),
             3 => writeln!(out, "{}", flag(LoFlags::AUTOCLEAR)),
             4 => writeln!(out, "{}", flag(LoFlags::PARTSCAN)),
             5 => writeln!(out, "{}", flag(LoFlags::DIRECT_IO)),
