@@ -672,6 +672,40 @@ scenario_cgroup() {
 	resume_udev
 }
 
+# Writeback that another task starts: a cgroup dirties the device's page
+# cache, and a task of the root cgroup fsyncs the device. With cgroup
+# writeback the bios carry the dirtying cgroup's blkcg, and loop.c's worker
+# charges the backing device's I/O to it; rloop, which would write in the
+# fsyncing task, must leave them to its worker, which does the same.
+# Whether the cgroup's io.stat holds the bytes on brd. The device is
+# direct-I/O on brd itself: a file's writes wait to update its time
+# stamps, which keeps them off rloop's fast path, and a buffered device's
+# backing file is written back for the root (see above).
+scenario_cgroup_writeback() {
+	cg_enable
+	pause_udev
+	CG_DEV=$(cat /sys/block/ram0/dev)
+	local dev wbytes driver=loop.c
+	[ ! -d /sys/module/rloop ] || driver=rloop
+	# Written once: brd allocates its pages on the first write.
+	dd if=/dev/zero of=/dev/ram0 bs=1M count=16 oflag=direct status=none
+	dev=$(losetup -f --show --direct-io=on /dev/ram0)
+	# Held open, so that dd's close does not write back (the last close
+	# of a block device syncs it, in dd's own cgroup).
+	exec 3<"$dev"
+	cg_new writeback
+	cg_run dd if=/dev/zero of="$dev" bs=1M count=4 status=none
+	sync "$dev"
+	wbytes=$(cg_stat io.stat wbytes)
+	echo "$driver: writeback of 4 MiB from the root cgroup: wbytes=$wbytes" >>"$RLOOP_CASE_DIR/cgroup-numbers"
+	t "fsynced by the root, io.stat wbytes on brd >= what the cgroup dirtied" \
+		"$(yes_no [ "$wbytes" -ge $((4 << 20)) ])"
+	exec 3<&-
+	rmdir "$CG"
+	losetup -d "$dev"
+	resume_udev
+}
+
 case_diff_ioctls() { compare_drivers scenario_ioctls_normalized 45; }
 case_diff_sysfs_and_losetup() { compare_drivers scenario_sysfs_and_losetup 60; }
 case_diff_uevents() { compare_drivers scenario_uevents 4; }
@@ -749,6 +783,16 @@ case_diff_cgroup() {
 	sed 's/^/  /' "$numbers"
 	diff "$out.c" "$out.rust-worker" ||
 		fail "scenario_cgroup: rloop nowait=0 differs from loop.c (C < > rloop)"
+}
+case_diff_cgroup_writeback() {
+	modprobe brd rd_nr=1 rd_size=$((16 * 1024)) || fail "modprobe brd"
+	on_exit "rmmod brd"
+	on_exit "rmdir /sys/fs/cgroup/rloop-test-* 2>/dev/null"
+	: >"$RLOOP_CASE_DIR/cgroup-numbers"
+	(compare_drivers scenario_cgroup_writeback 1) || { cat "$RLOOP_CASE_DIR/cgroup-numbers"; exit 1; }
+	cat "$RLOOP_CASE_DIR/cgroup-numbers"
+	grep -q '^fsynced by the root.*: yes$' "$RLOOP_CASE_DIR/scenario_cgroup_writeback.rust" ||
+		fail "the cgroup that dirtied the pages was not charged for their backing I/O"
 }
 case_diff_compat() {
 	[ -x "$COMPAT32" ] || fail "$COMPAT32 is missing: make test-vm builds it (gcc-multilib)"
