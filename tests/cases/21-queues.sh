@@ -263,26 +263,22 @@ case_nowait_fast_path() {
 	# A CPU that was seen deep counts as deep for its next 64 requests:
 	# the runs below start after 256 reads one at a time, all on CPU 1.
 	ios=256 read_job /dev/loop0 warm
-	# The same reads on the direct device, one at a time (io_uring, libaio),
-	# then at depth 16. A submitter that waits for each read must spare the
-	# worker, but for one probe in 128: a single I/O is issued inside
-	# submit_bio() (current->bio_list set), which the fast path sets
-	# aside. One that keeps a queue gets the queue's worker, which submits
-	# on another CPU while it sends more: even on a RAM disk, where each
-	# read is over before the next comes, the probes show it.
-	for run in io_uring libaio deep; do
-		case $run in
-		deep) trace_readers iomap/iomap_dio_rw_begin loop0 read_job /dev/loop0 $run --iodepth=16 ;;
-		*) trace_readers iomap/iomap_dio_rw_begin loop0 read_job /dev/loop0 $run --ioengine=$run ;;
-		esac
+	# The same reads on the direct device, one at a time (io_uring, libaio).
+	# A submitter that waits for each read must spare the worker, but for
+	# one probe in 128: a single I/O is issued inside submit_bio()
+	# (current->bio_list set), which the fast path sets aside.
+	# A deep submitter is not counted here: on a RAM disk each read is over
+	# before the next comes, and only a probe still in flight when the next
+	# one comes shows the depth. Whether it is depends on when the worker
+	# runs; a release VM on a busy host once saw none of the 32 probes do.
+	# nowait_hands_deep_queues_to_worker counts that on null_blk, whose
+	# reads stay in flight.
+	for run in io_uring libaio; do
+		trace_readers iomap/iomap_dio_rw_begin loop0 read_job /dev/loop0 $run --ioengine=$run
 		echo "$ios direct reads, $run: $readers_total reads of the file, $readers_worker by the workers"
 		[ "$readers_total" -ge "$ios" ] || fail "$run: the trace lost reads"
-		case $run in
-		deep) [ $((readers_worker * 2)) -gt "$readers_total" ] ||
-			fail "the worker did not take a deep submitter's reads" ;;
-		*) [ $((readers_worker * 16)) -le "$readers_total" ] ||
-			fail "$run: reads one at a time went through the worker" ;;
-		esac
+		[ $((readers_worker * 16)) -le "$readers_total" ] ||
+			fail "$run: reads one at a time went through the worker"
 	done
 	# The buffered device's worker does every read the page cache cannot
 	# serve: the file was written with O_DIRECT, so at first, most of them.
