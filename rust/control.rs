@@ -25,7 +25,7 @@ use crate::{
 use kernel::{
     new_mutex,
     prelude::*,
-    sync::{Arc, ArcBorrow, Mutex},
+    sync::{Arc, ArcBorrow, Mutex, UniqueArc},
 };
 use table::{DeviceTable, Entry};
 
@@ -134,6 +134,8 @@ impl Driver {
             ),
             GFP_KERNEL,
         )?;
+        // Allocated before the disk is added, for the same reason.
+        let slot = UniqueArc::new_uninit(GFP_KERNEL)?;
         let disk = GenDisk::new(
             tag_set,
             dev.clone(),
@@ -150,7 +152,7 @@ impl Driver {
         )?;
         let entry = Entry {
             dev,
-            disk: Arc::new(disk, GFP_KERNEL)?,
+            disk: slot.write(disk).into(),
             removing: false,
         };
         let mut devices = self.devices.lock();
