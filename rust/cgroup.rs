@@ -57,14 +57,16 @@ impl Drop for Css {
 }
 
 /// Whether the backing I/O of `rq`, done by the current task, is charged
-/// as loop.c charges it: to the blkcg of the request's first bio. A task
-/// of another cgroup (one writing back another's pages, or running the
-/// queue for others), a kthread, or a request without bios gets `false`,
-/// and must leave `rq` to a kthread in a [`ChargeScope`].
-pub(crate) fn charged_as_current<T: Operations>(rq: &Request<T>) -> bool {
+/// as loop.c charges it: to the blkcg of the request's first bio, and if
+/// it goes through the `page_cache`, the pages to the memcg of that
+/// blkcg's cgroup. A task of another cgroup (one writing back another's
+/// pages, or running the queue for others, or with the memory controller
+/// enabled below the io one), a kthread, or a request without bios gets
+/// `false`, and must leave `rq` to a kthread in a [`ChargeScope`].
+pub(crate) fn charged_as_current<T: Operations>(rq: &Request<T>, page_cache: bool) -> bool {
     // SAFETY: The request is owned and started, so its bio list is stable,
     // and each bio holds its blkg; the helper takes a null bio.
-    unsafe { ffi::rloop_current_charged_as((*rq.as_raw()).bio) }
+    unsafe { ffi::rloop_current_charged_as((*rq.as_raw()).bio, page_cache) }
 }
 
 /// The current kthread working for the issuer of a request, as loop.c's

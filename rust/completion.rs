@@ -16,8 +16,8 @@ const MAX_ERRNO: i32 = 4095;
 pub(crate) enum Completion {
     /// End the request, successfully or with this error.
     Done(Result<(), Error>),
-    /// A short read or write: account this many bytes and requeue the
-    /// rest.
+    /// A short read or write: account this many bytes and submit the
+    /// rest again.
     RetryRest(u32),
     /// A read that got no data at all: zero the buffers, end with EIO.
     ZeroFillAndFail,

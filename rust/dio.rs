@@ -38,8 +38,10 @@ pub(crate) fn can_use_dio(i: &DioInputs) -> Result<(), DioRefusal> {
     if i.logical_block_size < i.dio_align {
         return Err(DioRefusal::BlockSizeBelowAlignment);
     }
-    // `dio_align` is a power of two; 0 would mean no constraint.
-    if i.dio_align != 0 && i.offset & u64::from(i.dio_align - 1) != 0 {
+    // `dio_align` is a power of two, or 0 where the file system reports
+    // no direct I/O support (ext4 with data=journal): loop.c's 32-bit mask
+    // is then all ones, and only a multiple of 4 GiB passes.
+    if i.offset & u64::from(i.dio_align.wrapping_sub(1)) != 0 {
         return Err(DioRefusal::OffsetUnaligned);
     }
     Ok(())

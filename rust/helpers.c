@@ -19,6 +19,7 @@
 #include <linux/preempt.h>
 #include <linux/sched.h>
 #include <linux/sched/mm.h>
+#include <linux/sched/signal.h>
 #include <linux/sched/task_stack.h>
 #include <linux/statfs.h>
 #include <linux/sysfs.h>
@@ -367,10 +368,12 @@ bool rloop_current_fsize_unlimited(void)
 
 /*
  * Whether bios the current task makes are charged to the blkcg of @bio, as
- * loop.c charges a request's backing I/O. A kthread's blkcg is its
- * association, which kthread_blkcg() keeps from modules: it answers no.
+ * loop.c charges a request's backing I/O, and with @page_cache, the pages
+ * it adds to the page cache to the memcg of that blkcg's cgroup. A
+ * kthread's blkcg is its association, which kthread_blkcg() keeps from
+ * modules: it answers no.
  */
-bool rloop_current_charged_as(struct bio *bio)
+bool rloop_current_charged_as(struct bio *bio, bool page_cache)
 {
 #ifdef CONFIG_BLK_CGROUP
 	struct cgroup_subsys_state *css = bio_blkcg_css(bio);
@@ -381,9 +384,26 @@ bool rloop_current_charged_as(struct bio *bio)
 	rcu_read_lock();
 	same = task_css(current, io_cgrp_id) == css;
 	rcu_read_unlock();
+#ifdef CONFIG_MEMCG
+	/*
+	 * That memcg is not the task's where the memory controller is enabled
+	 * deeper down the tree than the io one, or on cgroup v1.
+	 */
+	if (same && page_cache) {
+		struct cgroup_subsys_state *memcg_css =
+			cgroup_get_e_css(css->cgroup, &memory_cgrp_subsys);
+
+		rcu_read_lock();
+		same = !current->active_memcg &&
+		       task_css(current, memory_cgrp_id) == memcg_css;
+		rcu_read_unlock();
+		css_put(memcg_css);
+	}
+#endif
 	return same;
 #else
-	return true;
+	/* loop.c then charges no memcg: its workers' page cache is root's. */
+	return !page_cache || !IS_ENABLED(CONFIG_MEMCG);
 #endif
 }
 

@@ -93,7 +93,7 @@ void rloop_queue_usage_get(struct request_queue *q);
 void rloop_queue_usage_put(struct request_queue *q);
 
 struct cgroup_subsys_state *rloop_bio_blkcg_css(struct bio *bio);
-bool rloop_current_charged_as(struct bio *bio);
+bool rloop_current_charged_as(struct bio *bio, bool page_cache);
 struct cgroup_subsys_state *
 rloop_memcg_css_get(struct cgroup_subsys_state *blkcg_css);
 void rloop_css_put(struct cgroup_subsys_state *css);

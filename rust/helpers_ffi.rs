@@ -116,7 +116,7 @@ extern "C" {
     pub(crate) fn rloop_bio_blkcg_css(
         bio: *mut bindings::bio,
     ) -> *mut bindings::cgroup_subsys_state;
-    pub(crate) fn rloop_current_charged_as(bio: *mut bindings::bio) -> bool;
+    pub(crate) fn rloop_current_charged_as(bio: *mut bindings::bio, page_cache: bool) -> bool;
     pub(crate) fn rloop_memcg_css_get(
         blkcg_css: *mut bindings::cgroup_subsys_state,
     ) -> *mut bindings::cgroup_subsys_state;

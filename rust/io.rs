@@ -15,7 +15,7 @@
 //!     │               │      direct: -EIOCBQUEUED, later ki_complete; buffered: the result
 //!     │               └─► flush/discard/zeroes: vfs calls
 //!     │                                   ▼
-//!     │        result in the PDU ──► complete(), where the I/O ended: end or requeue
+//!     │        result in the PDU ──► complete(), where the I/O ended: end, or hand on
 //!     │                                   ▲
 //!     └─ `nowait=1` (default): read/write with IOCB_NOWAIT (-EAGAIN: to the list),
 //!        unless its submitter keeps a queue: then to the list too
@@ -200,9 +200,16 @@ fn end_request(rq: Request<LoopOps>) {
         completion::Completion::Done(Ok(())) => end(rq, Status::OK),
         completion::Completion::Done(Err(e)) => end(rq, Status::from_errno(e.to_errno())),
         completion::Completion::RetryRest(done) => {
-            // `queue_rq` counts the rest again.
-            uncount(&rq);
-            rq.requeue_rest(done);
+            // The rest goes to the worker, not back through `queue_rq`,
+            // which fails it once a detach has begun. After a NOWAIT read,
+            // it is what the page cache did not hold.
+            let mut rq = rq;
+            match rq.advance(done) {
+                Ok(()) => hand_to_worker(rq),
+                // Not reached: the rule retries fewer bytes than the
+                // request's.
+                Err(_) => end(rq, Status::ioerr()),
+            }
         }
         completion::Completion::ZeroFillAndFail => {
             rq.zero_fill();
@@ -399,17 +406,17 @@ fn submit_in_scope(
     rq: Request<LoopOps>,
 ) -> Option<Request<LoopOps>> {
     let op = rq.op();
+    let Some(target) = dev.bound_target().filter(|t| t.nowait.allows(op)) else {
+        return Some(rq);
+    };
     // What applies to the submitter, and not to loop.c's kthread, sends
     // the request to a worker: cgroups other than the bio's, and a file
     // size limit, which would fail a write and signal the task.
-    if !cgroup::charged_as_current(&rq)
+    if !cgroup::charged_as_current(&rq, !target.direct_io())
         || (op == Op::Write && !submitter::current_fsize_unlimited())
     {
         return Some(rq);
     }
-    let Some(target) = dev.bound_target().filter(|t| t.nowait.allows(op)) else {
-        return Some(rq);
-    };
     let mode = match target.direct_io() {
         true => IoMode::DirectNowait,
         false => IoMode::BufferedNowait,

@@ -31,6 +31,7 @@ mod io;
 mod kernel_defs;
 mod kiocb;
 mod kthread;
+mod load_params;
 mod memalloc;
 mod misc;
 mod module_param;
@@ -43,14 +44,11 @@ mod uapi;
 
 use control::{Driver, LoopControl};
 use kernel::{prelude::*, sync::Arc};
+use load_params::ParamError;
 use uapi::LOOP_MAJOR;
 
 /// `LOOP_CTRL_MINOR`.
 const LOOP_CTRL_MINOR: u32 = 237;
-/// `DISK_MAX_PARTS`.
-const DISK_MAX_PARTS: u32 = 256;
-/// `CONFIG_BLK_DEV_LOOP_MIN_COUNT`'s default.
-const DEFAULT_MAX_LOOP: i32 = 8;
 
 /// The module, with `extra` parameters.
 macro_rules! rloop_module {
@@ -63,15 +61,15 @@ macro_rules! rloop_module {
             license: "GPL",
             alias: ["block-major-7-*", "char-major-10-237", "devname:loop-control"],
             params: {
-                max_loop: i32 {
-                    default: -1,
+                max_loop: i64 {
+                    default: -9223372036854775808, // load_params::MAX_LOOP_NOT_GIVEN
                     description: "Maximum number of loop devices (default: 8 pre-created)",
                 },
-                max_part: i32 {
+                max_part: i64 {
                     default: 0,
                     description: "Maximum number of partitions per loop device",
                 },
-                hw_queue_depth: i32 {
+                hw_queue_depth: i64 {
                     default: 128,
                     description: "Queue depth for each hardware queue. Default: 128",
                 },
@@ -106,41 +104,20 @@ struct RloopModule {
     driver: Arc<Driver>,
 }
 
-/// `fls()`: the 1-based index of the highest set bit, 0 for 0.
-fn fls(x: u32) -> u32 {
-    u32::BITS - x.leading_zeros()
-}
-
 impl kernel::Module for RloopModule {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         #[cfg(rloop_test_hooks)]
         test_hooks::at_load(module_param::value(&module_parameters::selftest_warn))?;
 
-        // loop_init()'s parameter checks.
-        let max_part = module_param::value(&module_parameters::max_part);
-        let part_shift = if max_part > 0 {
-            let shift = fls(max_part as u32);
-            if 1u32 << shift > DISK_MAX_PARTS {
-                return Err(EINVAL);
-            }
-            shift
-        } else {
-            0
-        };
-        let max_loop_param = module_param::value(&module_parameters::max_loop);
-        let max_loop = if max_loop_param < 0 {
-            DEFAULT_MAX_LOOP as u32
-        } else {
-            max_loop_param as u32
-        };
-        if u64::from(max_loop) > 1u64 << (20 - part_shift) {
-            return Err(EINVAL);
-        }
-        let depth = module_param::value(&module_parameters::hw_queue_depth);
-        if depth < 1 {
-            return Err(EINVAL);
-        }
-        let autoload_limit = (max_loop_param >= 0).then_some(max_loop);
+        let params = load_params::check(
+            module_param::value(&module_parameters::max_loop),
+            module_param::value(&module_parameters::max_part),
+            module_param::value(&module_parameters::hw_queue_depth),
+        )
+        .map_err(|e| match e {
+            ParamError::Invalid => EINVAL,
+            ParamError::OutOfRange => ERANGE,
+        })?;
         let nr_hw_queues = hw_queues::hw_queue_count(
             module_param::value(&module_parameters::nr_hw_queues),
             kernel::cpu::nr_cpu_ids(),
@@ -153,11 +130,11 @@ impl kernel::Module for RloopModule {
             _ => return Err(EINVAL),
         };
         let driver = Driver::new(
-            part_shift,
-            depth as u32,
+            params.part_shift,
+            params.queue_depth,
             nr_hw_queues,
             nowait,
-            autoload_limit,
+            params.autoload_limit,
         )?;
         let control = KBox::pin_init(
             misc::FixedMiscDevice::<LoopControl>::register(
@@ -168,7 +145,7 @@ impl kernel::Module for RloopModule {
             GFP_KERNEL,
         )?;
         let major = blk::BlockMajor::register(LOOP_MAJOR, c"loop", driver.clone())?;
-        for i in 0..max_loop {
+        for i in 0..params.max_loop {
             // As in loop.c, a device that cannot be created is skipped.
             let _ = driver.add(Some(i));
         }

@@ -16,6 +16,7 @@
     loopctl.py state DEV | write DEV OFFSET | read DEV OFFSET
     loopctl.py hold DEV [--ro-dev] | release DEV | truncate FILE SIZE
     loopctl.py pwrite DEV OFFSET TEXT | peek FILE OFFSET LEN
+    loopctl.py load-module KO [PARAM=VALUE...]   (finit_module)
     loopctl.py batch [--echo]   (the commands above, one per line on stdin;
                                  held devices stay open across lines)
 
@@ -33,6 +34,7 @@ so that a test compares the output with what loop.c would give.
 """
 
 import argparse
+import ctypes
 import errno
 import fcntl
 import hashlib
@@ -42,6 +44,7 @@ import shlex
 import struct
 import sys
 
+SYS_FINIT_MODULE = 313  # x86-64
 LOOP_SET_FD = 0x4C00
 LOOP_CLR_FD = 0x4C01
 LOOP_SET_STATUS = 0x4C02
@@ -218,6 +221,14 @@ def main(argv=None):
             # Depends on the read-only flag of an unbound device: see "state".
             result = f"\n  unbound {name} {op}={result}"
         print(result)
+        return
+    if op == "load-module":
+        # The kernel's own answer: insmod and modprobe word it differently.
+        libc = ctypes.CDLL(None, use_errno=True)
+        with open(args[0], "rb") as ko:
+            ret = libc.syscall(SYS_FINIT_MODULE, ko.fileno(),
+                               " ".join(args[1:]).encode(), 0)
+        print("ok" if ret == 0 else errno.errorcode.get(ctypes.get_errno(), "?"))
         return
     if op == "truncate":
         try:

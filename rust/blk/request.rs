@@ -218,21 +218,20 @@ impl<T: Operations> Request<T> {
         T::complete(self)
     }
 
-    /// Accounts `done` bytes as transferred and puts the rest of the
-    /// request back on the queue (`blk_update_request()` and
-    /// `blk_mq_requeue_request()`), for a short read (as loop.c) or write.
-    pub(crate) fn requeue_rest(self, done: u32) {
-        let rq = self.into_raw();
-        // SAFETY: We owned the started request (type invariant), and give
-        // it back: requeued if `blk_update_request` left bytes in it, ended
-        // otherwise, whatever `done` is.
-        unsafe {
-            if bindings::blk_update_request(rq, Status::OK.0, done) {
-                bindings::blk_mq_requeue_request(rq, true);
-            } else {
-                bindings::__blk_mq_end_request(rq, Status::OK.0);
-            }
+    /// Accounts the first `done` bytes of the request as transferred
+    /// (`blk_update_request()`), for a short read or write, and keeps the
+    /// rest, which starts at the next bio and sector, to be submitted
+    /// again. `EINVAL`, with nothing accounted, unless `done` is fewer
+    /// bytes than the request has: the request would end.
+    pub(crate) fn advance(&mut self, done: u32) -> Result {
+        if done >= self.bytes() {
+            return Err(EINVAL);
         }
+        // SAFETY: We own the started request (type invariant). With fewer
+        // bytes than it has, `blk_update_request()` ends none of it but
+        // the bios done, and the request stays ours.
+        unsafe { bindings::blk_update_request(self.as_raw(), Status::OK.0, done) };
+        Ok(())
     }
 
     /// Zeroes every data buffer of the request (`zero_fill_bio()`).

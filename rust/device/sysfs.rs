@@ -64,7 +64,7 @@ impl LoopDevice {
                 let Some(target) = target else {
                     return Ok(());
                 };
-                let mut buf = KVec::from_elem(0u8, PATH_MAX, GFP_KERNEL)?;
+                let mut buf = KVec::from_elem(0u8, PATH_BUF, GFP_KERNEL)?;
                 let path = BackingFile::from_file(target.file).path(&mut buf)?;
                 out.write_bytes(path)?;
                 return out.write_bytes(b"\n");
@@ -97,5 +97,7 @@ impl LoopDevice {
     }
 }
 
-/// `PATH_MAX`: the buffer `file_path()` writes the backing file's path to.
-const PATH_MAX: usize = 4096;
+/// The buffer `file_path()` writes the backing file's path to: loop.c's
+/// `PAGE_SIZE - 1`, which leaves room for the newline in the page sysfs
+/// gives, and makes a longer path `ENAMETOOLONG`.
+const PATH_BUF: usize = kernel::page::PAGE_SIZE - 1;

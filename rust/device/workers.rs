@@ -153,8 +153,7 @@ impl LoopDevice {
         arrival
     }
 
-    /// A request that [`Self::request_started`] counted for `cpu` ends, or
-    /// is requeued, which submits it again.
+    /// A request that [`Self::request_started`] counted for `cpu` ends.
     pub(crate) fn request_ended(&self, cpu: CpuId) {
         if let Some(slot) = self.cpus.get(cpu.as_u32() as usize) {
             slot.in_flight.add(-1, Relaxed);

@@ -326,6 +326,18 @@ scenario_dio_and_block_size() {
 		t "  dio, log-sec" "$(losetup -l -n -O DIO,LOG-SEC /dev/loop2)"
 		losetup -D
 	done
+	# ext4 journals this file's data: its STATX_DIOALIGN is 0, which
+	# loop.c's offset check takes as a 32-bit mask.
+	truncate -s 8M "$FSDIR/j"
+	chattr +j "$FSDIR/j"
+	t "losetup --direct-io=on, data journaled" "$(losetup --direct-io=on -f --show "$FSDIR/j" 2>&1)"
+	t "  dio, log-sec" "$(losetup -l -n -O DIO,LOG-SEC /dev/loop0)"
+	t "losetup -o 4096 --direct-io=on, data journaled" \
+		"$(losetup -o 4096 --direct-io=on -f --show "$FSDIR/j" 2>&1)"
+	t "  dio, log-sec" "$(losetup -l -n -O DIO,LOG-SEC /dev/loop1)"
+	t "losetup --direct-io=on" "$(losetup --direct-io=on /dev/loop1 2>&1; echo $?)"
+	t "  dio" "$(cat /sys/block/loop1/loop/dio)"
+	losetup -D
 }
 
 # LOOP_CHANGE_FD across its preconditions, and what the device shows after.
@@ -706,9 +718,95 @@ scenario_cgroup_writeback() {
 	resume_udev
 }
 
+# The module parameters: what a load with each set returns, and what it
+# makes. It unloads the driver with_driver loaded, loads it with each set
+# in turn (the kernel's own errno, from finit_module), and with none again
+# at the end, for with_driver to unload.
+scenario_module_parameters() {
+	local module=rloop ko=$RLOOP_KO params range node=$RLOOP_CASE_DIR/node
+	if module_loaded loop; then
+		module=loop
+		ko=$(modinfo -n loop)
+	fi
+	pause_udev
+	rmmod $module
+	while read -r params; do
+		# shellcheck disable=SC2086 # one word per parameter
+		t "load ${params:-with none}" "$($LOOPCTL load-module "$ko" $params)"
+		module_loaded $module || continue
+		t devices "$(find /sys/block -name 'loop*' | wc -l)"
+		t nr_requests "$(cat /sys/block/loop0/queue/nr_requests 2>/dev/null || echo none)"
+		range=$(cat /sys/block/loop0/range 2>/dev/null || echo 1)
+		t "minors per device" "$range"
+		# Legacy autoloading: an open of a missing device's node makes it,
+		# unless a given max_loop is no more than its index.
+		mknod "$node" b 7 $((9 * range))
+		{ : <"$node"; } 2>/dev/null || true
+		rm "$node"
+		t "loop9 after an open of its node" "$(yes_no [ -e /sys/block/loop9 ])"
+		rmmod $module
+	done <<-END
+
+	max_loop=0
+	max_loop=2
+	max_loop=010
+	max_loop=-1
+	max_loop=2147483648
+	max_loop=4097 max_part=255
+	max_part=3
+	max_part=-1
+	max_part=256
+	max_part=0x7fffffff
+	max_part=4294967296
+	hw_queue_depth=0
+	hw_queue_depth=-1
+	hw_queue_depth=0x10
+	hw_queue_depth=4294967297
+	END
+	$LOOPCTL load-module "$ko" >/dev/null
+	resume_udev
+}
+
+# The memory controller enabled below the io one: a task in parent/child,
+# where the child has a memcg of its own but the parent's blkcg. loop.c
+# charges the backing file's page cache to the memcg of the bio's blkcg's
+# cgroup, the parent's, not to the child's.
+scenario_cgroup_memory_below_io() {
+	cg_enable
+	mk_fs_on_brd xfs
+	pause_udev
+	local dev parent child0 child1 parent0 parent1 driver=loop.c
+	[ ! -d /sys/module/rloop ] || driver=rloop
+	dd if=/dev/zero of="$FSDIR/img" bs=1M count=16 conv=fsync status=none
+	sync
+	echo 3 >/proc/sys/vm/drop_caches
+	# Buffered over xfs, whose buffered writes can be tried NOWAIT.
+	dev=$(losetup -f --show --direct-io=off "$FSDIR/img")
+	cg_new memory-below-io
+	parent=$CG
+	echo +memory >"$parent/cgroup.subtree_control"
+	mkdir "$parent/child"
+	parent0=$(cg_stat memory.stat file)
+	CG=$parent/child
+	child0=$(cg_stat memory.stat file)
+	cg_run dd if=/dev/zero of="$dev" bs=1M count=8 oflag=direct status=none
+	child1=$(cg_stat memory.stat file)
+	CG=$parent
+	parent1=$(cg_stat memory.stat file)
+	echo "$driver: memory.stat file, child $child0 -> $child1, parent $parent0 -> $parent1" \
+		>>"$RLOOP_CASE_DIR/cgroup-numbers"
+	t "8 MiB written from the child: the parent's memory.stat file grew by 4 MiB" \
+		"$(yes_no [ $((parent1 - parent0)) -ge $((4 << 20)) ])"
+	t "the child's grew by 4 MiB" "$(yes_no [ $((child1 - child0)) -ge $((4 << 20)) ])"
+	rmdir "$parent/child" "$parent"
+	losetup -d "$dev"
+	resume_udev
+}
+
 case_diff_ioctls() { compare_drivers scenario_ioctls_normalized 45; }
 case_diff_sysfs_and_losetup() { compare_drivers scenario_sysfs_and_losetup 60; }
 case_diff_uevents() { compare_drivers scenario_uevents 4; }
+case_diff_module_parameters() { compare_drivers scenario_module_parameters 35; }
 case_diff_partitions() { compare_drivers scenario_partitions 8; }
 case_diff_partition_node() {
 	local expire
@@ -793,6 +891,15 @@ case_diff_cgroup_writeback() {
 	cat "$RLOOP_CASE_DIR/cgroup-numbers"
 	grep -q '^fsynced by the root.*: yes$' "$RLOOP_CASE_DIR/scenario_cgroup_writeback.rust" ||
 		fail "the cgroup that dirtied the pages was not charged for their backing I/O"
+}
+case_diff_cgroup_memory_below_io() {
+	on_exit "rmmod brd"
+	on_exit "rmdir /sys/fs/cgroup/rloop-test-*/child /sys/fs/cgroup/rloop-test-* 2>/dev/null"
+	: >"$RLOOP_CASE_DIR/cgroup-numbers"
+	(compare_drivers scenario_cgroup_memory_below_io 2) || { cat "$RLOOP_CASE_DIR/cgroup-numbers"; exit 1; }
+	cat "$RLOOP_CASE_DIR/cgroup-numbers"
+	grep -q '^the child.*: no$' "$RLOOP_CASE_DIR/scenario_cgroup_memory_below_io.rust" ||
+		fail "the child's memcg was charged for the backing file's page cache"
 }
 case_diff_compat() {
 	[ -x "$COMPAT32" ] || fail "$COMPAT32 is missing: make test-vm builds it (gcc-multilib)"

@@ -110,6 +110,87 @@ mod hw_queues_tests {
     }
 }
 
+#[path = "../../../rust/load_params.rs"]
+mod load_params;
+
+#[cfg(test)]
+mod load_params_tests {
+    use super::load_params::*;
+
+    fn ok(max_loop: i64, max_part: i64, depth: i64) -> LoadParams {
+        check(max_loop, max_part, depth).expect("accepted")
+    }
+
+    #[test]
+    fn defaults_make_eight_devices_and_no_autoload_limit() {
+        let p = ok(MAX_LOOP_NOT_GIVEN, 0, 128);
+        assert_eq!((p.max_loop, p.autoload_limit), (8, None));
+        assert_eq!((p.part_shift, p.queue_depth), (0, 128));
+    }
+
+    #[test]
+    fn a_given_max_loop_is_also_the_autoload_limit() {
+        assert_eq!(ok(2, 0, 128).autoload_limit, Some(2));
+        let p = ok(0, 0, 128);
+        assert_eq!((p.max_loop, p.autoload_limit), (0, Some(0)));
+    }
+
+    #[test]
+    fn max_part_is_rounded_to_a_power_of_two() {
+        assert_eq!(ok(MAX_LOOP_NOT_GIVEN, 3, 128).part_shift, 2);
+        assert_eq!(ok(MAX_LOOP_NOT_GIVEN, 4, 128).part_shift, 3);
+        assert_eq!(ok(MAX_LOOP_NOT_GIVEN, 127, 128).part_shift, 7);
+        // Negative is none, as `max_part > 0` is false in loop_init().
+        assert_eq!(ok(MAX_LOOP_NOT_GIVEN, -5, 128).part_shift, 0);
+        // 1 << 8 minors is DISK_MAX_PARTS; one more bit is refused.
+        assert_eq!(ok(MAX_LOOP_NOT_GIVEN, 255, 128).part_shift, 8);
+        assert_eq!(
+            check(MAX_LOOP_NOT_GIVEN, 256, 128),
+            Err(ParamError::Invalid)
+        );
+        assert_eq!(
+            check(MAX_LOOP_NOT_GIVEN, i32::MAX.into(), 128),
+            Err(ParamError::Invalid)
+        );
+    }
+
+    #[test]
+    fn negative_or_too_many_devices_are_refused() {
+        assert_eq!(check(-1, 0, 128), Err(ParamError::Invalid));
+        assert_eq!(check(i32::MIN.into(), 0, 128), Err(ParamError::Invalid));
+        assert_eq!(ok(1 << 20, 0, 128).max_loop, 1 << 20);
+        assert_eq!(check((1 << 20) + 1, 0, 128), Err(ParamError::Invalid));
+        // Fewer minors per device leave room for fewer devices.
+        assert_eq!(ok(1 << 18, 3, 128).max_loop, 1 << 18);
+        assert_eq!(check((1 << 18) + 1, 3, 128), Err(ParamError::Invalid));
+    }
+
+    #[test]
+    fn values_beyond_a_c_int_are_out_of_range() {
+        let big = i64::from(i32::MAX) + 1;
+        assert_eq!(check(big, 0, 128), Err(ParamError::OutOfRange));
+        assert_eq!(
+            check(MAX_LOOP_NOT_GIVEN, big, 128),
+            Err(ParamError::OutOfRange)
+        );
+        assert_eq!(
+            check(MAX_LOOP_NOT_GIVEN, 0, big),
+            Err(ParamError::OutOfRange)
+        );
+        assert_eq!(
+            check(MAX_LOOP_NOT_GIVEN, 0, i64::from(i32::MIN) - 1),
+            Err(ParamError::OutOfRange)
+        );
+    }
+
+    #[test]
+    fn queue_depth_must_be_at_least_one() {
+        assert_eq!(ok(MAX_LOOP_NOT_GIVEN, 0, 1).queue_depth, 1);
+        assert_eq!(check(MAX_LOOP_NOT_GIVEN, 0, 0), Err(ParamError::Invalid));
+        assert_eq!(check(MAX_LOOP_NOT_GIVEN, 0, -3), Err(ParamError::Invalid));
+    }
+}
+
 #[path = "../../../rust/arrival.rs"]
 #[allow(dead_code)]
 mod arrival;
@@ -222,6 +303,14 @@ mod dio_tests {
         );
         assert_eq!(can_use_dio(&inputs(true, 4096, 4096, 8192)), Ok(()));
         assert_eq!(can_use_dio(&inputs(true, 512, 512, 512)), Ok(()));
+        // An alignment of 0 (STATX_DIOALIGN without direct I/O support) is
+        // loop.c's mask of 0xffff_ffff.
+        assert_eq!(can_use_dio(&inputs(true, 0, 512, 0)), Ok(()));
+        assert_eq!(
+            can_use_dio(&inputs(true, 0, 512, 4096)),
+            Err(DioRefusal::OffsetUnaligned)
+        );
+        assert_eq!(can_use_dio(&inputs(true, 0, 512, 4 << 30)), Ok(()));
     }
 
     #[test]
