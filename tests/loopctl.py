@@ -45,6 +45,7 @@ import struct
 import sys
 
 SYS_FINIT_MODULE = 313  # x86-64
+MODULE_INIT_COMPRESSED_FILE = 4
 LOOP_SET_FD = 0x4C00
 LOOP_CLR_FD = 0x4C01
 LOOP_SET_STATUS = 0x4C02
@@ -225,9 +226,11 @@ def main(argv=None):
     if op == "load-module":
         # The kernel's own answer: insmod and modprobe word it differently.
         libc = ctypes.CDLL(None, use_errno=True)
+        # A distribution's modules are compressed (loop.ko.xz).
+        flags = MODULE_INIT_COMPRESSED_FILE if args[0].endswith((".xz", ".zst", ".gz")) else 0
         with open(args[0], "rb") as ko:
             ret = libc.syscall(SYS_FINIT_MODULE, ko.fileno(),
-                               " ".join(args[1:]).encode(), 0)
+                               " ".join(args[1:]).encode(), flags)
         print("ok" if ret == 0 else errno.errorcode.get(ctypes.get_errno(), "?"))
         return
     if op == "truncate":
