@@ -383,23 +383,20 @@ bool rloop_current_charged_as(struct bio *bio, bool page_cache)
 		return false;
 	rcu_read_lock();
 	same = task_css(current, io_cgrp_id) == css;
-	rcu_read_unlock();
 #ifdef CONFIG_MEMCG
 	/*
 	 * That memcg is not the task's where the memory controller is enabled
 	 * deeper down the tree than the io one, or on cgroup v1.
 	 */
 	if (same && page_cache) {
-		struct cgroup_subsys_state *memcg_css =
-			cgroup_get_e_css(css->cgroup, &memory_cgrp_subsys);
+		struct cgroup_subsys_state *memcg_css = rloop_memcg_css_get(css);
 
-		rcu_read_lock();
 		same = !current->active_memcg &&
 		       task_css(current, memory_cgrp_id) == memcg_css;
-		rcu_read_unlock();
 		css_put(memcg_css);
 	}
 #endif
+	rcu_read_unlock();
 	return same;
 #else
 	/* loop.c then charges no memcg: its workers' page cache is root's. */
