@@ -68,8 +68,7 @@ impl LoopDevice {
             }
             LOOP_SET_BLOCK_SIZE => {
                 may_write()?;
-                // loop.c truncates the `unsigned long` to `unsigned int`.
-                self.set_block_size(bdev, mode, arg as u32).map(|()| 0)
+                self.set_block_size(bdev, mode, arg).map(|()| 0)
             }
             _ => Err(EINVAL),
         }
@@ -227,19 +226,23 @@ impl LoopDevice {
     }
 
     /// `loop_set_block_size`.
-    fn set_block_size(&self, bdev: &BlockDevice<LoopOps>, mode: OpenMode, size: u32) -> Result {
+    fn set_block_size(&self, bdev: &BlockDevice<LoopOps>, mode: OpenMode, arg: usize) -> Result {
         let disk = bdev.disk();
         let _claim = bdev.claim(mode)?;
         let mut cfg = self.config.lock_killable()?;
         let dio_align = self.bound(&cfg)?.dio_align;
-        // 0 selects the default, as at configure time.
-        let size = match size {
+        // loop.c compares the argument itself: 0, or a size past 32 bits,
+        // still writes back and drops the page cache, and looks at direct
+        // I/O again, whatever block size it comes to.
+        if usize::try_from(disk.logical_block_size()) == Ok(arg) {
+            return Ok(());
+        }
+        // As loop.c, which passes the `unsigned long` on as an
+        // `unsigned int`. 0 selects the default, as at configure time.
+        let size = match arg as u32 {
             0 => dio::default_block_size(cfg.flags.contains(LoFlags::DIRECT_IO), dio_align),
             size => size,
         };
-        if disk.logical_block_size() == size {
-            return Ok(());
-        }
         // As in `set_status`; the claim above stays on the ioctl's device.
         bdev.whole().sync();
         bdev.whole().invalidate();
