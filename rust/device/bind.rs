@@ -138,7 +138,8 @@ impl LoopDevice {
         Ok(())
     }
 
-    /// `loop_validate_file`: no loop-on-loop cycle back to this device, a
+    /// `loop_validate_file`: no loop-on-loop cycle back to this device (nor
+    /// to one of its partitions, which loop.c misses), a
     /// bound device at every step of a chain, and a regular file or block
     /// device at its end. Called with the validate lock held if `file` is a
     /// loop device.
@@ -150,6 +151,12 @@ impl LoopDevice {
             }
             let other = self.set.find_by_number(dev).ok_or(EINVAL)?;
             let target = other.bound_target().ok_or(EINVAL)?;
+            // Reached through a partition's node, this device has another
+            // number. loop.c compares the numbers only, and lets
+            // LOOP_CHANGE_FD issued on a partition close a cycle.
+            if other.index == self.index {
+                return Err(EBADF);
+            }
             rdev = BackingFile::from_file(target.file).block_device_number();
         }
         if !file.is_regular() && !file.is_block_device() {

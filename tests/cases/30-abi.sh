@@ -37,6 +37,31 @@ case_change_fd() {
 	losetup -d /dev/loop0
 }
 
+# LOOP_CHANGE_FD issued on a partition's node, to a chain that leads back
+# to the device: loop.c compares device numbers only, and the partition's
+# differs from its disk's, so it closes a cycle (and I/O then goes round
+# it). rloop compares devices.
+case_change_fd_cycle_through_partition() {
+	load_rloop max_part=15
+	mk_tmpfs
+	truncate -s 4M "$TMPFS/p"
+	printf 'label: dos\n,2M\n' | sfdisk -q "$TMPFS/p" >/dev/null
+	losetup -r -P /dev/loop0 "$TMPFS/p"
+	settle
+	[ -b /dev/loop0p1 ] || fail "no partition node"
+	losetup -r /dev/loop1 /dev/loop0
+	exec 7</dev/loop0p1
+	assert_eq EBADF "$($LOOPCTL change-fd /dev/loop0p1 /dev/loop1 --ro-file)" \
+		"CHANGE_FD on a partition to a device stacked on its disk"
+	assert_eq EBADF "$($LOOPCTL change-fd /dev/loop0p1 /dev/loop0 --ro-file)" \
+		"CHANGE_FD on a partition to its own disk"
+	assert_eq "$TMPFS/p" "$(cat /sys/block/loop0/loop/backing_file)" "backing file kept"
+	exec 7<&-
+	cmp <(head -c 4M "$TMPFS/p") /dev/loop1 || fail "the stacked device no longer shows the file"
+	losetup -d /dev/loop1
+	losetup -d /dev/loop0
+}
+
 case_legacy_status_ioctls() {
 	load_rloop
 	mk_tmpfs
