@@ -219,7 +219,8 @@ fn end_request(rq: Request<LoopOps>) {
 }
 
 /// Ends `rq`, which `queue_rq` counted in flight, with `status`.
-fn end(rq: Request<LoopOps>, status: Status) {
+fn end(mut rq: Request<LoopOps>, status: Status) {
+    rq.release_bvecs();
     uncount(&rq);
     rq.end(status);
 }

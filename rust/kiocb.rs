@@ -17,6 +17,7 @@ use crate::blk::{
 use crate::helpers_ffi as ffi;
 use core::{cell::UnsafeCell, ptr::NonNull};
 use kernel::{
+    alloc::Flags,
     bindings,
     fs::File,
     prelude::*,
@@ -55,8 +56,9 @@ impl Direction {
 /// while the handle is given up.
 pub(crate) unsafe trait IoOwner: Send + Sized {
     /// An iterator over the memory that the I/O reads into (`dir` is
-    /// [`Direction::FromFile`]) or writes from.
-    fn bvec_iter(&self, dir: Direction) -> Result<BvecIter>;
+    /// [`Direction::FromFile`]) or writes from; what it allocates, it
+    /// allocates with `gfp`.
+    fn bvec_iter(&self, dir: Direction, gfp: Flags) -> Result<BvecIter>;
 
     /// Gives up the handle, returning its embedded `FileIo`.
     fn into_file_io(self) -> NonNull<FileIo>;
@@ -177,8 +179,13 @@ impl FileIo {
         ioprio: u16,
     ) -> Result<(), (O, Error)> {
         // Taken from the owner here: an iterator over other memory could
-        // outlive what it describes.
-        let mut iter = match owner.bvec_iter(dir) {
+        // outlive what it describes. A NOWAIT attempt may not sleep for
+        // memory either; the worker's try may.
+        let gfp = match mode.is_nowait() {
+            true => GFP_NOWAIT | __GFP_NOWARN,
+            false => GFP_KERNEL,
+        };
+        let mut iter = match owner.bvec_iter(dir, gfp) {
             Ok(iter) => iter,
             Err(e) => return Err((owner, e)),
         };
@@ -303,8 +310,8 @@ unsafe impl<T> IoOwner for Request<T>
 where
     T: Operations + RequestField<FileIo> + RequestField<BvecTable>,
 {
-    fn bvec_iter(&self, dir: Direction) -> Result<BvecIter> {
-        Request::bvec_iter(self, dir.iter_dir())
+    fn bvec_iter(&self, dir: Direction, gfp: Flags) -> Result<BvecIter> {
+        Request::bvec_iter(self, dir.iter_dir(), gfp)
     }
 
     fn into_file_io(self) -> NonNull<FileIo> {

@@ -390,21 +390,26 @@ def main():
                  "/dev/loop-control, then bound to sparse files on a tmpfs. Threads: those "
                  "named loopN or loopN.Q (a driver's own; loop.c's workqueue uses shared "
                  "kworkers), unbound, the most seen during reads from one device, and once "
-                 "all devices have been idle for 12 s. Memory: growth of Slab + VmallocUsed + Percpu "
-                 "(/proc/meminfo) per device, unbound and bound idle; KernelStack: thread "
-                 "stacks per bound idle device (also in VmallocUsed). One run: slab "
-                 "counters move by a few KiB on their own.")
+                 "all devices have been idle for 12 s. Memory: kernel memory per device, unbound "
+                 "and bound idle: the growth of MemTotal less MemFree, Buffers, Cached and "
+                 "AnonPages (/proc/meminfo), caches dropped before each reading; it includes "
+                 "the pages of the tag sets' requests, which no counter of their own shows. "
+                 "The part of it in Slab + VmallocUsed + Percpu beside it; KernelStack: thread "
+                 "stacks per bound idle device. One run: the counters move by a few KiB "
+                 "per device on their own.")
         L.append("")
         L.append("| driver | threads unbound | threads during I/O | threads idle | "
-                 "KiB/device unbound | KiB/device bound idle | stack KiB/device |")
-        L.append("|---|--:|--:|--:|--:|--:|--:|")
+                 "KiB/device unbound | KiB/device bound idle | of which slab, vmalloc, "
+                 "per-CPU: unbound | bound idle | stack KiB/device |")
+        L.append("|---|--:|--:|--:|--:|--:|--:|--:|--:|")
         keys = ("threads_unbound", "threads_busy", "threads_idle", "unbound_kib", "bound_kib",
-                "stack_kib")
+                "unbound_slab_kib", "bound_slab_kib", "stack_kib")
         for d, title in (("rloop", "rloop"), ("loop", "loop.c")):
             if d in ic:
-                L.append(f"| {title} | " + " | ".join(ic[d][k] for k in keys) + " |")
+                L.append(f"| {title} | " + " | ".join(ic[d].get(k) or "–" for k in keys) + " |")
         L.append("")
-        summary["idlecost"] = {d: {k: int(r[k]) for k in keys} for d, r in ic.items()}
+        summary["idlecost"] = {d: {k: int(r[k]) for k in keys if r.get(k)}
+                               for d, r in ic.items()}
         if "rloop" in ic and "loop" in ic:
             r, c = ic["rloop"], ic["loop"]
             threads_ok = all(int(r[k]) <= int(c[k]) for k in ("threads_unbound", "threads_idle"))

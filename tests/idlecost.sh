@@ -14,11 +14,15 @@
 #   threads_busy      the same during reads from one bound device (the
 #                     most seen)
 #   threads_idle      the same once every device has been idle for 12 s
-#   unbound_kib       memory per unbound device: the growth of Slab,
-#                     VmallocUsed and Percpu (/proc/meminfo; per-CPU data
-#                     such as a blocking tag set's SRCU) for adding them,
-#                     in KiB
-#   bound_kib         memory per bound, idle device, from the same start
+#   unbound_kib       kernel memory per unbound device, in KiB: the growth
+#                     of MemTotal less MemFree, Buffers, Cached and
+#                     AnonPages (/proc/meminfo), for adding them; it has
+#                     the pages of each tag set's requests, which no
+#                     counter of their own shows
+#   bound_kib         the same per bound, idle device, from the same start
+#   unbound_slab_kib  the part of unbound_kib in Slab, VmallocUsed and
+#   bound_slab_kib    Percpu (per-CPU data such as a blocking tag set's
+#                     SRCU), unbound and bound
 #   stack_kib         KernelStack growth per bound, idle device (also in
 #                     VmallocUsed, with CONFIG_VMAP_STACK)
 #
@@ -31,11 +35,30 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 ko=${RLOOP_KO:-$root/rloop.ko}
 # After the last I/O, an rloop worker's thread stops within 10 s.
 idle_wait=12
+# Before the other two memory readings as well: the per-CPU lists of free
+# pages, which MemFree does not count, shrink back over seconds after
+# much allocation, and moved a reading taken at once by 100-300 KiB per
+# device. IDLECOST_MEM_SETTLE=0 where memory is not looked at: no wait,
+# and caches stay.
+mem_settle=${IDLECOST_MEM_SETTLE:-$idle_wait}
 
 settle() { udevadm settle --timeout=60 2>/dev/null || true; }
 threads() { cat /proc/[0-9]*/comm 2>/dev/null | grep -cE '^loop[0-9]+([./][0-9]+)?$' || true; }
 meminfo() { awk -v k="$1:" '$1 == k { print $2 }' /proc/meminfo; }
-mem_kib() { echo $(($(meminfo Slab) + $(meminfo VmallocUsed) + $(meminfo Percpu))); }
+# Kernel memory: what is neither free nor a page of a file or a process.
+# Slab, vmalloc and per-CPU data are in it, and the pages a tag set takes
+# for its requests (alloc_pages, in no counter of their own). Caches are
+# dropped first, so that the page cache and the dentries of the probe
+# itself move it less.
+mem_kib() {
+	if [ "$mem_settle" -gt 0 ]; then
+		sync
+		echo 3 >/proc/sys/vm/drop_caches
+	fi
+	echo $(($(meminfo MemTotal) - $(meminfo MemFree) - $(meminfo Buffers) - $(meminfo Cached) -
+		$(meminfo AnonPages)))
+}
+slab_kib() { echo $(($(meminfo Slab) + $(meminfo VmallocUsed) + $(meminfo Percpu))); }
 
 if [ -d /sys/module/rloop ] || [ -d /sys/module/loop ]; then
 	echo "idlecost.sh: a loop driver is loaded already" >&2
@@ -58,12 +81,12 @@ loop) modprobe loop max_loop=0 ;;
 *) echo "idlecost.sh: no driver $driver" >&2; exit 2 ;;
 esac
 settle
-sleep 1
-base=$(mem_kib) base_stack=$(meminfo KernelStack)
+sleep "$mem_settle"
+base=$(mem_kib) base_slab=$(slab_kib) base_stack=$(meminfo KernelStack)
 for ((i = 0; i < n; i++)); do echo "ctl-add $i"; done | python3 "$root/tests/loopctl.py" batch >/dev/null
 settle
-sleep 1
-unbound=$(mem_kib)
+sleep "$mem_settle"
+unbound=$(mem_kib) unbound_slab=$(slab_kib)
 threads_unbound=$(threads)
 
 for ((i = 0; i < n; i++)); do
@@ -85,8 +108,9 @@ t=$(threads)
 [ "$t" -le "$threads_busy" ] || threads_busy=$t
 sleep $idle_wait
 threads_idle=$(threads)
-bound=$(mem_kib) bound_stack=$(meminfo KernelStack)
+bound=$(mem_kib) bound_slab=$(slab_kib) bound_stack=$(meminfo KernelStack)
 
 echo "driver=$driver devices=$n threads_unbound=$threads_unbound threads_busy=$threads_busy" \
 	"threads_idle=$threads_idle unbound_kib=$(((unbound - base) / n))" \
-	"bound_kib=$(((bound - base) / n)) stack_kib=$(((bound_stack - base_stack) / n))"
+	"bound_kib=$(((bound - base) / n)) stack_kib=$(((bound_stack - base_stack) / n))" \
+	"unbound_slab_kib=$(((unbound_slab - base_slab) / n)) bound_slab_kib=$(((bound_slab - base_slab) / n))"

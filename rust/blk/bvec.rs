@@ -6,25 +6,21 @@
 //! [`include/linux/uio.h`](srctree/include/linux/uio.h)
 
 use core::cell::UnsafeCell;
-use kernel::{bindings, ffi::c_ulong, prelude::*};
-
-/// Number of `bio_vec`s kept in each request, enough for requests within
-/// the default segment limit (`BLK_MAX_SEGMENTS`).
-pub(crate) const INLINE_BVECS: usize = 128;
+use kernel::{alloc::Flags, bindings, ffi::c_ulong, prelude::*};
 
 /// Per-request storage for the `bio_vec`s of a request made of several
-/// bios, whose vectors must be gathered into one array. It is reused for
-/// every I/O of the request, so the I/O path does not allocate; a request
-/// with more vectors than [`INLINE_BVECS`] falls back to a heap array.
+/// bios, whose vectors must be gathered into one array (loop.c's
+/// `cmd->bvec`). The array is allocated for such a request's I/O, kept for
+/// its retries, and freed when the request ends
+/// ([`Request::release_bvecs`](super::Request::release_bvecs)): a request
+/// pool holds none while idle, and a single-bio request never needs one.
 ///
 /// # Invariants
 ///
-/// The arrays are accessed only by the owner of the request that holds
-/// this table, and stay untouched while an iterator built on them is in
-/// use.
+/// The array is accessed only by the owner of the request that holds this
+/// table, and stays untouched while an iterator built on it is in use.
 pub(crate) struct BvecTable {
-    inline: UnsafeCell<[bindings::bio_vec; INLINE_BVECS]>,
-    spill: UnsafeCell<KVec<bindings::bio_vec>>,
+    vecs: UnsafeCell<KVec<bindings::bio_vec>>,
 }
 
 // SAFETY: By the type invariant, only the request's single owner uses it.
@@ -36,9 +32,19 @@ impl BvecTable {
     /// An empty table.
     pub(crate) fn new() -> Self {
         Self {
-            inline: UnsafeCell::new(pin_init::zeroed()),
-            spill: UnsafeCell::new(KVec::new()),
+            vecs: UnsafeCell::new(KVec::new()),
         }
+    }
+
+    /// Frees the array.
+    ///
+    /// # Safety
+    ///
+    /// The caller owns the request that holds this table, and no iterator
+    /// built on it is in use.
+    pub(super) unsafe fn release(&self) {
+        // SAFETY: By the caller's guarantee, nothing else uses the array.
+        unsafe { *self.vecs.get() = KVec::new() };
     }
 }
 
@@ -128,7 +134,7 @@ unsafe fn for_each_bvec(rq: *mut bindings::request, mut f: impl FnMut(bindings::
 impl BvecIter {
     /// Builds an iterator over the pages of `rq` for a transfer in `dir`.
     /// A single-bio request uses the bio's own vector; a request of several
-    /// bios gathers its vectors into `table`.
+    /// bios gathers its vectors into `table`, allocated with `gfp`.
     ///
     /// # Safety
     ///
@@ -138,6 +144,7 @@ impl BvecIter {
         rq: *mut bindings::request,
         table: &BvecTable,
         dir: IterDir,
+        gfp: Flags,
     ) -> Result<Self> {
         let dir = match dir {
             IterDir::Dest => bindings::ITER_DEST,
@@ -162,15 +169,11 @@ impl BvecIter {
                 bindings::iov_iter_bvec(iter.as_mut_ptr(), dir, vecs, nr_segs, bytes);
                 (*iter.as_mut_ptr()).iov_offset = bvec_done(&it) as usize;
             } else {
-                let vecs: *mut bindings::bio_vec = if nr <= INLINE_BVECS {
-                    (*table.inline.get()).as_mut_ptr()
-                } else {
-                    let spill = &mut *table.spill.get();
-                    spill.clear();
-                    // Callers run in a no-I/O allocation scope.
-                    spill.reserve(nr, GFP_KERNEL)?;
-                    spill.spare_capacity_mut().as_mut_ptr().cast()
-                };
+                let table = &mut *table.vecs.get();
+                table.clear();
+                // Kept from an earlier try of this request if large enough.
+                table.reserve(nr, gfp)?;
+                let vecs: *mut bindings::bio_vec = table.spare_capacity_mut().as_mut_ptr().cast();
                 let mut i = 0;
                 for_each_bvec(rq, |bv| {
                     vecs.add(i).write(bv);

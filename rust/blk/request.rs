@@ -12,7 +12,7 @@ use super::{
 };
 use crate::helpers_ffi as ffi;
 use core::{marker::PhantomData, mem::ManuallyDrop, ptr::NonNull};
-use kernel::{bindings, prelude::*, types::ForeignOwnable};
+use kernel::{alloc::Flags, bindings, prelude::*, types::ForeignOwnable};
 
 /// The operation of a request (`req_op()`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -287,13 +287,29 @@ impl<T: DiskOperations> Request<T> {
 
 impl<T: Operations + RequestField<BvecTable>> Request<T> {
     /// Builds an iterator over the request's pages for a transfer in
-    /// `dir`, using the request's [`BvecTable`] for a request of several
-    /// bios. It describes the request's memory only while the request is
-    /// owned by the driver (see [`BvecIter`]).
-    pub(crate) fn bvec_iter(&self, dir: IterDir) -> Result<BvecIter> {
+    /// `dir`, using the request's [`BvecTable`], allocated with `gfp`, for
+    /// a request of several bios. It describes the request's memory only
+    /// while the request is owned by the driver (see [`BvecIter`]).
+    pub(crate) fn bvec_iter(&self, dir: IterDir, gfp: Flags) -> Result<BvecIter> {
         // SAFETY: By the type invariant the request is started and owned by
         // us; the table is the one in its data.
-        unsafe { BvecIter::new(self.as_raw(), &*self.field::<BvecTable>().as_ptr(), dir) }
+        unsafe {
+            BvecIter::new(
+                self.as_raw(),
+                &*self.field::<BvecTable>().as_ptr(),
+                dir,
+                gfp,
+            )
+        }
+    }
+
+    /// Frees the vectors that [`Self::bvec_iter`] gathered, once the
+    /// request's I/O is over: an idle request keeps none.
+    pub(crate) fn release_bvecs(&mut self) {
+        // SAFETY: The token owns the request, and an iterator built on the
+        // table lives only while the request is given up to its I/O, which
+        // gives the token back when it is over.
+        unsafe { (*self.field::<BvecTable>().as_ptr()).release() }
     }
 }
 

@@ -389,7 +389,7 @@ fi
 # Idle cost (issue 17, target 5): each driver alone, once; its line of
 # key=value (tests/idlecost.sh) becomes a line of idlecost.csv.
 if [ "$idlecost" -gt 0 ]; then
-	echo "driver,devices,threads_unbound,threads_busy,threads_idle,unbound_kib,bound_kib,stack_kib" \
+	echo "driver,devices,threads_unbound,threads_busy,threads_idle,unbound_kib,bound_kib,stack_kib,unbound_slab_kib,bound_slab_kib" \
 		>"$out/idlecost.csv"
 	for d in loop rloop; do
 		if res=$(RLOOP_KO=$ko "$tests/idlecost.sh" "$d" "$idlecost" 2>>"$out/log.txt"); then

@@ -136,8 +136,9 @@ case_idle_devices_own_no_thread() {
 	export RLOOP_ALLOW_C_LOOP=1
 	on_exit "rmmod loop"
 	local c r
-	c=$("$RLOOP_ROOT/tests/idlecost.sh" loop 8) || fail "idlecost.sh under loop.c"
-	r=$(RLOOP_KO=$RLOOP_KO "$RLOOP_ROOT/tests/idlecost.sh" rloop 8) || fail "idlecost.sh under rloop"
+	c=$(IDLECOST_MEM_SETTLE=0 "$RLOOP_ROOT/tests/idlecost.sh" loop 8) || fail "idlecost.sh under loop.c"
+	r=$(IDLECOST_MEM_SETTLE=0 RLOOP_KO=$RLOOP_KO "$RLOOP_ROOT/tests/idlecost.sh" rloop 8) ||
+		fail "idlecost.sh under rloop"
 	echo "loop.c: $c"
 	echo "rloop:  $r"
 	field() { sed -n "s/.* $1=\([0-9-]*\).*/\1/p" <<<" $2"; }
