@@ -129,6 +129,19 @@ impl BackingFile {
         }
     }
 
+    /// For a block device node, the device number of its disk: its own
+    /// for a whole disk, the disk's for a partition, whatever major the
+    /// partition's number has (`disk_devt(I_BDEV(inode)->bd_disk)`).
+    pub(crate) fn disk_number(&self) -> Option<u32> {
+        if !self.is_block_device() {
+            return None;
+        }
+        // SAFETY: The inode of a block device node is a bdev inode. The file
+        // keeps the device open, so its disk and that disk's `part0` are
+        // valid.
+        Some(unsafe { (*(*(*bindings::I_BDEV(self.inode())).bd_disk).part0).bd_dev })
+    }
+
     /// Whether the file was opened for writing (`FMODE_WRITE`).
     pub(crate) fn is_writable(&self) -> bool {
         // SAFETY: The file is valid by the type invariant.

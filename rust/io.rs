@@ -63,7 +63,8 @@ use kernel::{
 };
 
 /// Per-request data (loop.c's `struct loop_cmd`), reused for every I/O of
-/// the request, so the I/O path allocates nothing.
+/// the request: the I/O path allocates only the vector array of a request
+/// made of several bios, as loop.c does.
 #[pin_data]
 pub(crate) struct LoopCmd {
     node: RequestListNode,

@@ -185,62 +185,67 @@ impl FileIo {
             true => GFP_NOWAIT | __GFP_NOWARN,
             false => GFP_KERNEL,
         };
-        let mut iter = match owner.bvec_iter(dir, gfp) {
+        let iter = match owner.bvec_iter(dir, gfp) {
             Ok(iter) => iter,
             Err(e) => return Err((owner, e)),
         };
         let io = owner.into_file_io();
-        // SAFETY: The owner gave `io` up to this I/O, so nothing else uses
-        // it until `put` hands it back. `iter` describes memory that
-        // `IoOwner` keeps valid meanwhile.
-        let ret = unsafe {
-            let this = io.as_ref();
-            let iocb = this.iocb.get();
-            let filp = file.as_ptr();
-            let nowait = mode.is_nowait();
-            *this.file.get() = Some(file);
-            *this.write.get() = false;
-            this.nowait.store(nowait, Relaxed);
-            iocb.write(pin_init::zeroed());
-            (*iocb).ki_filp = filp;
-            (*iocb).ki_pos = pos;
-            (*iocb).ki_ioprio = ioprio;
-            if mode.is_direct() {
-                (*iocb).ki_flags = bindings::IOCB_DIRECT as i32;
-                (*iocb).ki_complete = Some(Self::complete_callback::<O>);
-            }
-            if nowait {
-                (*iocb).ki_flags |= ffi::IOCB_NOWAIT;
-            }
-            // A buffered read may not start readahead from here: the
-            // worker does, when it takes what the page cache lacks.
-            if mode == IoMode::BufferedNowait && dir == Direction::FromFile {
-                (*iocb).ki_flags |= ffi::IOCB_NOIO;
-            }
-            this.refs.set(2);
-            let f_op = &*(*filp).f_op;
-            match dir {
-                Direction::ToFile => {
-                    // Write access to the file system is taken once per
-                    // submission and dropped by `put`, also when a NOWAIT
-                    // attempt is resubmitted.
-                    let started = if nowait {
-                        ffi::rloop_kiocb_start_write_trylock(iocb)
-                    } else {
-                        ffi::rloop_kiocb_start_write(iocb);
-                        true
-                    };
-                    *this.write.get() = started;
-                    match f_op.write_iter {
-                        Some(write_iter) if started => write_iter(iocb, iter.as_raw()),
-                        Some(_) => EAGAIN.to_errno() as isize,
-                        None => EINVAL.to_errno() as isize,
-                    }
+        // The iterator is moved into the submission and gone with it: once
+        // `put` below hands the owner back, what it describes may be freed.
+        let ret = {
+            let mut iter = iter;
+            // SAFETY: The owner gave `io` up to this I/O, so nothing else
+            // uses it until `put` hands it back. `iter` describes memory
+            // that `IoOwner` keeps valid meanwhile.
+            unsafe {
+                let this = io.as_ref();
+                let iocb = this.iocb.get();
+                let filp = file.as_ptr();
+                let nowait = mode.is_nowait();
+                *this.file.get() = Some(file);
+                *this.write.get() = false;
+                this.nowait.store(nowait, Relaxed);
+                iocb.write(pin_init::zeroed());
+                (*iocb).ki_filp = filp;
+                (*iocb).ki_pos = pos;
+                (*iocb).ki_ioprio = ioprio;
+                if mode.is_direct() {
+                    (*iocb).ki_flags = bindings::IOCB_DIRECT as i32;
+                    (*iocb).ki_complete = Some(Self::complete_callback::<O>);
                 }
-                Direction::FromFile => match f_op.read_iter {
-                    Some(read_iter) => read_iter(iocb, iter.as_raw()),
-                    None => EINVAL.to_errno() as isize,
-                },
+                if nowait {
+                    (*iocb).ki_flags |= ffi::IOCB_NOWAIT;
+                }
+                // A buffered read may not start readahead from here: the
+                // worker does, when it takes what the page cache lacks.
+                if mode == IoMode::BufferedNowait && dir == Direction::FromFile {
+                    (*iocb).ki_flags |= ffi::IOCB_NOIO;
+                }
+                this.refs.set(2);
+                let f_op = &*(*filp).f_op;
+                match dir {
+                    Direction::ToFile => {
+                        // Write access to the file system is taken once per
+                        // submission and dropped by `put`, also when a NOWAIT
+                        // attempt is resubmitted.
+                        let started = if nowait {
+                            ffi::rloop_kiocb_start_write_trylock(iocb)
+                        } else {
+                            ffi::rloop_kiocb_start_write(iocb);
+                            true
+                        };
+                        *this.write.get() = started;
+                        match f_op.write_iter {
+                            Some(write_iter) if started => write_iter(iocb, iter.as_raw()),
+                            Some(_) => EAGAIN.to_errno() as isize,
+                            None => EINVAL.to_errno() as isize,
+                        }
+                    }
+                    Direction::FromFile => match f_op.read_iter {
+                        Some(read_iter) => read_iter(iocb, iter.as_raw()),
+                        None => EINVAL.to_errno() as isize,
+                    },
+                }
             }
         };
         // SAFETY: `io` is in flight; we drop the submitter's reference.

@@ -14,6 +14,8 @@ use kernel::{alloc::Flags, bindings, ffi::c_ulong, prelude::*};
 /// its retries, and freed when the request ends
 /// ([`Request::release_bvecs`](super::Request::release_bvecs)): a request
 /// pool holds none while idle, and a single-bio request never needs one.
+/// (A request ended by dropping its token, on an error path, keeps its
+/// array until its next end, or until the pool is freed.)
 ///
 /// # Invariants
 ///

@@ -138,26 +138,30 @@ impl LoopDevice {
         Ok(())
     }
 
-    /// `loop_validate_file`: no loop-on-loop cycle back to this device (nor
-    /// to one of its partitions, which loop.c misses), a
+    /// `loop_validate_file`: no loop-on-loop cycle back to this device, a
     /// bound device at every step of a chain, and a regular file or block
     /// device at its end. Called with the validate lock held if `file` is a
     /// loop device.
+    ///
+    /// loop.c follows a chain only through nodes of the loop major, and
+    /// finds this device in it only by the number of the ioctl's node. A
+    /// partition's node has another number, of the loop major or an
+    /// extended one: `LOOP_CHANGE_FD` on `/dev/loop0p1` to `/dev/loop0`, or
+    /// to `/dev/loop0p1` on `/dev/loop0`, closed a cycle. rloop follows
+    /// the chain through each node's disk, and compares devices.
     fn validate_backing_file(&self, file: &BackingFile, bdev: &BlockDevice<LoopOps>) -> Result {
-        let mut rdev = file.block_device_number();
-        while let Some(dev) = rdev.filter(|&d| is_loop_device_number(d)) {
-            if dev == bdev.dev() {
+        let mut step = file.block_device_number().zip(file.disk_number());
+        while let Some((node, disk)) = step.filter(|&(_, disk)| is_loop_device_number(disk)) {
+            if node == bdev.dev() {
                 return Err(EBADF);
             }
-            let other = self.set.find_by_number(dev).ok_or(EINVAL)?;
+            let other = self.set.find_by_number(disk).ok_or(EINVAL)?;
             let target = other.bound_target().ok_or(EINVAL)?;
-            // Reached through a partition's node, this device has another
-            // number. loop.c compares the numbers only, and lets
-            // LOOP_CHANGE_FD issued on a partition close a cycle.
             if other.index == self.index {
                 return Err(EBADF);
             }
-            rdev = BackingFile::from_file(target.file).block_device_number();
+            let next = BackingFile::from_file(target.file);
+            step = next.block_device_number().zip(next.disk_number());
         }
         if !file.is_regular() && !file.is_block_device() {
             return Err(EINVAL);
@@ -250,8 +254,8 @@ fn is_loop_device_number(dev: u32) -> bool {
     uapi::dev_major(dev) == LOOP_MAJOR
 }
 
-/// Whether `file` is a loop device (of rloop or of loop.c).
+/// Whether `file` is a loop device (of rloop or of loop.c), or one of its
+/// partitions.
 fn is_loop_device(file: &BackingFile) -> bool {
-    file.block_device_number()
-        .is_some_and(is_loop_device_number)
+    file.disk_number().is_some_and(is_loop_device_number)
 }
