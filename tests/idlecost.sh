@@ -35,12 +35,13 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 ko=${RLOOP_KO:-$root/rloop.ko}
 # After the last I/O, an rloop worker's thread stops within 10 s.
 idle_wait=12
-# Before the other two memory readings as well: the per-CPU lists of free
-# pages, which MemFree does not count, shrink back over seconds after
-# much allocation, and moved a reading taken at once by 100-300 KiB per
-# device. IDLECOST_MEM_SETTLE=0 where memory is not looked at: no wait,
-# and caches stay.
-mem_settle=${IDLECOST_MEM_SETTLE:-$idle_wait}
+# Memory readings wait until kernel memory holds still: within 256 KiB
+# over 3 s, for at most 60 s. Right after boot, and after much
+# allocation (the per-CPU lists of free pages, which MemFree does not
+# count, shrink back over seconds), it moved by 100-300 KiB per device
+# between readings. IDLECOST_MEM_SETTLE=0 where memory is not looked at:
+# one reading, and caches stay.
+mem_settle=${IDLECOST_MEM_SETTLE:-1}
 
 settle() { udevadm settle --timeout=60 2>/dev/null || true; }
 threads() { cat /proc/[0-9]*/comm 2>/dev/null | grep -cE '^loop[0-9]+([./][0-9]+)?$' || true; }
@@ -50,13 +51,27 @@ meminfo() { awk -v k="$1:" '$1 == k { print $2 }' /proc/meminfo; }
 # for its requests (alloc_pages, in no counter of their own). Caches are
 # dropped first, so that the page cache and the dentries of the probe
 # itself move it less.
-mem_kib() {
+kernel_kib() {
 	if [ "$mem_settle" -gt 0 ]; then
 		sync
 		echo 3 >/proc/sys/vm/drop_caches
 	fi
 	echo $(($(meminfo MemTotal) - $(meminfo MemFree) - $(meminfo Buffers) - $(meminfo Cached) -
 		$(meminfo AnonPages)))
+}
+mem_kib() {
+	local a b moved tries=20
+	b=$(kernel_kib)
+	[ "$mem_settle" -gt 0 ] || { echo "$b"; return; }
+	while :; do
+		a=$b
+		sleep 3
+		b=$(kernel_kib)
+		moved=$((a - b))
+		tries=$((tries - 1))
+		if [ "${moved#-}" -le 256 ] || [ "$tries" -eq 0 ]; then break; fi
+	done
+	echo "$b"
 }
 slab_kib() { echo $(($(meminfo Slab) + $(meminfo VmallocUsed) + $(meminfo Percpu))); }
 
@@ -81,11 +96,9 @@ loop) modprobe loop max_loop=0 ;;
 *) echo "idlecost.sh: no driver $driver" >&2; exit 2 ;;
 esac
 settle
-sleep "$mem_settle"
 base=$(mem_kib) base_slab=$(slab_kib) base_stack=$(meminfo KernelStack)
 for ((i = 0; i < n; i++)); do echo "ctl-add $i"; done | python3 "$root/tests/loopctl.py" batch >/dev/null
 settle
-sleep "$mem_settle"
 unbound=$(mem_kib) unbound_slab=$(slab_kib)
 threads_unbound=$(threads)
 
