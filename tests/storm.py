@@ -168,7 +168,11 @@ def storm_ctl(rnd, a, st, deadline):
             elif k == 2:
                 st.add("ctl_get_free", ioctl(ctl, LOOP_CTL_GET_FREE, 0)[0], {"value"})
             elif k == 3:
-                st.add("ctl_remove_busy", ioctl(ctl, LOOP_CTL_REMOVE, busy)[0], {"EBUSY"})
+                # ENODEV when the other thread's remove of it is under way:
+                # loop.c hides a device from other removers while it checks
+                # whether it can go (idr_visible), and so does rloop.
+                st.add("ctl_remove_busy", ioctl(ctl, LOOP_CTL_REMOVE, busy)[0],
+                       {"EBUSY", "ENODEV"})
             else:
                 try:
                     fd = os.open(f"/dev/loop{n}", rnd.choice([os.O_RDONLY, os.O_RDWR]))

@@ -45,12 +45,13 @@ case_change_fd() {
 # which loop.c does not follow at all.
 case_change_fd_cycle_through_partition() {
 	local params p1
-	mk_tmpfs
-	truncate -s 4M "$TMPFS/p"
-	printf 'label: dos\n,2M\n' | sfdisk -q "$TMPFS/p" >/dev/null
 	for params in max_part=15 ""; do
 		# shellcheck disable=SC2086 # none or one word
 		load_rloop $params
+		# Made again each time: unload_rloop unmounts the case's tmpfs.
+		mk_tmpfs
+		truncate -s 4M "$TMPFS/p"
+		printf 'label: dos\n,2M\n' | sfdisk -q "$TMPFS/p" >/dev/null
 		losetup -r -P /dev/loop0 "$TMPFS/p"
 		settle
 		[ -b /dev/loop0p1 ] || fail "no partition node (${params:-no parameter})"
