@@ -111,6 +111,7 @@ mod hw_queues_tests {
 }
 
 #[path = "../../../rust/load_params.rs"]
+#[allow(dead_code)]
 mod load_params;
 
 #[cfg(test)]
